@@ -1,0 +1,218 @@
+"""Typed view of params.yaml.
+
+Each section of params.yaml is a frozen dataclass. Loading rejects unknown keys, missing keys
+and values of the wrong type with a message that names the offending key, so a typo in
+`dvc exp run -S train.lr=...` fails at once instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not match the schema below."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    root: str
+    index: str
+    splits_dir: str
+    max_image_pixels: int
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    seed: int
+    n_cases: int
+    forged_share: float
+    n_test: int
+    test_forged_share: float
+    min_side: int
+    max_side: int
+    kinds: dict[str, float]
+    instances: tuple[int, int]
+    copies: tuple[int, int]
+    p_flip: float
+    p_rotate: float
+    p_scale: float
+    p_brightness: float
+    p_jpeg: float
+    modes: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_fraction: float
+    seed: int
+    folds: int
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str
+    min_size: int
+    max_size: int
+    backbone_weights: str
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    scheduler: str
+    step_size: int
+    gamma: float
+    warmup_epochs: int
+    grad_clip: float
+    device: str
+    amp: bool
+    num_workers: int
+    pin_memory: bool
+    resume: bool
+    val_max_images: int
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    hflip: float
+    vflip: float
+    rot90: float
+    blur: float
+    brightness_contrast: float
+    jpeg: float
+
+
+@dataclass(frozen=True)
+class InferParams:
+    detector: str
+    score_threshold: float
+    mask_threshold: float
+    min_area: int
+    merge_iou: float
+    group_ncc: float
+    max_instances: int
+    image_threshold: float
+    fusion_score_threshold: float
+
+
+@dataclass(frozen=True)
+class KeypointParams:
+    max_side: int
+    ratio: float
+    min_displacement: float
+    min_inliers: int
+    ransac_threshold: float
+    ncc_threshold: float
+    min_region_area: int
+    min_texture_std: float
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    sweep_score_thresholds: tuple[float, ...]
+    sweep_image_thresholds: tuple[float, ...]
+    gallery_size: int
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    synth: SynthParams
+    split: SplitParams
+    model: ModelParams
+    train: TrainParams
+    augment: AugmentParams
+    infer: InferParams
+    keypoint: KeypointParams
+    evaluate: EvaluateParams
+
+
+CHOICES = {
+    "model.arch": ("fpn", "seed"),
+    "train.scheduler": ("step", "cosine"),
+    "train.device": ("auto", "cpu", "cuda", "mps"),
+    "infer.detector": ("maskrcnn", "keypoint", "fusion"),
+}
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (run from the repository root)")
+    with path.open() as f:
+        raw = yaml.safe_load(f)
+    return params_from_dict(raw, source=str(path))
+
+
+def params_from_dict(raw: object, source: str = "params") -> Params:
+    params = _build(Params, raw, source)
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(params, section), name)
+        if value not in allowed:
+            raise ParamsError(f"{source}: {key} is {value!r}; expected one of {', '.join(allowed)}")
+    return params
+
+
+def _build(cls: type, raw: object, where: str):
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    missing = [n for n in names if n not in raw]
+    if unknown:
+        raise ParamsError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    if missing:
+        raise ParamsError(f"{where}: missing key(s) {', '.join(missing)}")
+    return cls(**{n: _coerce(hints[n], raw[n], f"{where}.{n}" if where != "params" else n) for n in names})
+
+
+def _coerce(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, key) for v in value)
+        if len(value) != len(args):
+            raise ParamsError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(a, v, key) for a, v in zip(args, value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"{key}: union types are not supported in params")
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: type, value, key: str):
+    # bool is an int subclass in Python; never let `true` pass as a number or 1 as a flag.
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise ParamsError(f"{key}: expected {hint.__name__}, got {value!r}")

@@ -1,0 +1,195 @@
+"""Reading inputs defensively and writing outputs atomically.
+
+Every stage reads images and masks through `read_image` and `load_mask`, so every stage agrees
+on what counts as a usable file, and every stage writes through `atomic_path`, so a killed run
+never leaves a half-written output behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class InputError(ValueError):
+    """A file that cannot be used. `code` is a short status for the index, `str()` the reason."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+
+
+class OutputError(OSError):
+    """An output could not be written; the message names the path and the cause."""
+
+
+# ---------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    The temporary file keeps the destination's suffix, so libraries that pick a format from the
+    name (matplotlib, PIL, torch) behave as they would on the real path.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _output_error(path, e) from e
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _output_error(path, e) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | Path, frame) -> None:
+    """Write a pandas DataFrame without its index."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _output_error(path: Path, e: OSError) -> OutputError:
+    if e.errno == errno.ENOSPC:
+        why = "the disk is full"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "permission denied"
+    else:
+        why = e.strerror or str(e)
+    return OutputError(e.errno, f"cannot write {path}: {why}")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name; an absent folder has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def probe_image(path: str | Path, max_pixels: int) -> tuple[int, int, str]:
+    """(width, height, mode) from the header alone, without decoding the pixels."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise InputError("empty_file", f"{path.name}: zero-byte file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height, mode = im.width, im.height, im.mode
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError("too_large", f"{path.name}: {e}") from e
+    except Exception as e:  # PIL raises many types for undecodable data
+        raise InputError("unreadable", f"{path.name}: not a readable image ({type(e).__name__}: {e})") from e
+    if width * height > max_pixels:
+        raise InputError("too_large", f"{path.name}: {width}x{height} exceeds data.max_image_pixels={max_pixels}")
+    if width < 2 or height < 2:
+        raise InputError("too_small", f"{path.name}: {width}x{height} is too small to hold a forgery")
+    return width, height, mode
+
+
+def read_image(path: str | Path, max_pixels: int) -> np.ndarray:
+    """Decode any supported image to an RGB uint8 array of shape (H, W, 3).
+
+    Grayscale, palette, alpha and 16-bit images are all converted; alpha is dropped, since
+    figures are judged as they are shown on a page. Raises InputError for anything unusable.
+    """
+    path = Path(path)
+    probe_image(path, max_pixels)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb8(im)
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError("unreadable", f"{path.name}: decoding failed ({type(e).__name__}: {e})") from e
+
+
+def to_rgb8(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def load_mask(path: str | Path, image_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Load a competition mask as uint8 {0, 1} of shape (N, H, W).
+
+    Accepts (H, W), (H, W, N) and (N, H, W). The instance axis is told apart from the spatial
+    ones by the image size when it is known, else by being the smallest axis. Raises InputError
+    with a status code for anything that cannot be trusted as ground truth.
+    """
+    path = Path(path)
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise InputError("mask_unreadable", f"{path.name}: not a plain .npy array ({e})") from e
+    except Exception as e:
+        raise InputError("mask_unreadable", f"{path.name}: cannot load ({type(e).__name__}: {e})") from e
+    if not isinstance(mask, np.ndarray) or mask.dtype.kind not in "biuf":
+        raise InputError("mask_dtype", f"{path.name}: mask dtype {getattr(mask, 'dtype', '?')} is not numeric")
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise InputError("mask_values", f"{path.name}: mask contains NaN or infinity")
+    mask = _channels_first(mask, image_hw, path.name)
+    values = np.unique(mask)
+    if not np.isin(values, (0, 1)).all():
+        shown = ", ".join(str(v) for v in values[:6])
+        raise InputError("mask_values", f"{path.name}: mask values {{{shown}}} are not all 0 or 1")
+    mask = mask.astype(np.uint8)
+    if mask.shape[0] == 0 or not mask.any():
+        raise InputError("mask_empty", f"{path.name}: mask has no forged pixel")
+    return mask
+
+
+def _channels_first(mask: np.ndarray, image_hw: tuple[int, int] | None, name: str) -> np.ndarray:
+    if mask.ndim == 2:
+        return mask[None]
+    if mask.ndim != 3:
+        raise InputError("mask_shape", f"{name}: mask has {mask.ndim} dimensions, expected 2 or 3")
+    if image_hw is not None:
+        if tuple(mask.shape[1:]) == tuple(image_hw):
+            return mask
+        if tuple(mask.shape[:2]) == tuple(image_hw):
+            return np.moveaxis(mask, 2, 0)
+        raise InputError("mask_shape", f"{name}: mask shape {mask.shape} does not match image {image_hw[0]}x{image_hw[1]}")
+    return mask if mask.shape[0] <= mask.shape[2] else np.moveaxis(mask, 2, 0)
