@@ -1,0 +1,69 @@
+"""The three detectors behind `infer.detector`: maskrcnn, keypoint and fusion.
+
+Fusion rule: a keypoint instance is a geometrically verified copy (a transform with RANSAC
+inliers and a dense correlation), so it is precise but fires on some authentic repeats; a
+Mask R-CNN detection is a learned opinion. Agreement lowers the bar: a keypoint instance is
+kept when the model gives any detection over it a score of at least
+`infer.fusion_score_threshold`, and the model's own instances are added where they pass the
+model's usual thresholds and do not overlap a keypoint instance. With the threshold at 0 the
+fusion is the plain union of the two detectors.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .config import InferParams, KeypointParams
+from .infer import Detections, Prediction, answer, detect, overlap
+from .keypoint import CopyMoveInstance, detect_copy_move, image_score as keypoint_image_score
+
+DETECTORS = ("maskrcnn", "keypoint", "fusion")
+SUPPORT_OVERLAP = 0.1  # share of the smaller mask that a detection must cover to support a keypoint instance
+
+
+def needs_model(detector: str) -> bool:
+    return detector != "keypoint"
+
+
+def keypoint_prediction(instances: list[CopyMoveInstance]) -> Prediction:
+    return Prediction(instances=[i.mask for i in instances], image_score=keypoint_image_score(instances))
+
+
+def fuse(dets: Detections, kp_instances: list[CopyMoveInstance], params: InferParams,
+         image: np.ndarray | None = None) -> Prediction:
+    confirmed = [kp for kp in kp_instances if model_support(dets, kp.mask, params) >= params.fusion_score_threshold]
+    model_only = [m for m in answer(dets, params, image).instances
+                  if not any(overlap(m, kp.mask) > SUPPORT_OVERLAP for kp in confirmed)]
+    instances = ([kp.mask for kp in confirmed] + model_only)[: params.max_instances]
+    best_model = float(dets.scores[0]) if len(dets.scores) else 0.0
+    return Prediction(instances=instances, image_score=max(best_model, keypoint_image_score(confirmed)))
+
+
+def model_support(dets: Detections, mask: np.ndarray, params: InferParams) -> float:
+    """Best score among the model's detections that cover part of `mask`; 0 when none does."""
+    if len(dets.scores) == 0:
+        return 0.0
+    work = _downscale(mask, dets.masks.shape[1:])
+    best = 0.0
+    for score, prob in zip(dets.scores, dets.masks):
+        if score > best and overlap(prob.astype(np.float32) >= params.mask_threshold, work) > SUPPORT_OVERLAP:
+            best = float(score)
+    return best
+
+
+def _downscale(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(hw):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def predict_image(image: np.ndarray, detector: str, model, device: torch.device, infer: InferParams,
+                  keypoint: KeypointParams, max_side: int) -> Prediction:
+    """One image through the chosen detector."""
+    if detector == "keypoint":
+        return keypoint_prediction(detect_copy_move(image, keypoint))
+    dets = detect(model, [image], device, max_side)[0]
+    if detector == "maskrcnn":
+        return answer(dets, infer, image)
+    return fuse(dets, detect_copy_move(image, keypoint), infer, image)

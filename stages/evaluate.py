@@ -1,0 +1,97 @@
+"""Score every detector on the validation split; write metrics, per-image results and plot data.
+
+    python -m stages.evaluate
+
+`reports/metrics.json` carries the detector chosen by `infer.detector` at the top level, the
+three detectors side by side under `detectors`, and the threshold calibration under
+`calibration`. The numbers at the top use the thresholds in params.yaml, never tuned ones.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from sklearn.metrics import precision_recall_curve
+from tqdm import tqdm
+
+from stages.common.config import load_params
+from stages.common.detectors import DETECTORS, fuse, keypoint_prediction
+from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, summarize,
+                                      sweep_thresholds)
+from stages.common.infer import answer, detect, to_model_input
+from stages.common.io import write_csv, write_json
+from stages.common.keypoint import detect_copy_move
+from stages.common.model import load_model
+from stages.common.runtime import resolve_device
+
+MODEL = Path("models/model.pt")
+METRICS = Path("reports/metrics.json")
+EVAL_DIR = Path("reports/eval")
+
+
+def main() -> None:
+    params = load_params()
+    rows = pd.read_csv(Path(params.data.splits_dir) / "val.csv", dtype={"case_id": str})
+    device = resolve_device(params.train.device)
+    model, model_params = load_model(MODEL, device)
+
+    images, dets, keypoints, work_images = [], [], [], []
+    for item in tqdm(labelled_images(rows, Path(params.data.root), params.data.max_image_pixels),
+                     total=len(rows), desc="evaluate", unit="img"):
+        images.append(item)
+        dets.append(detect(model, [item.image], device, model_params.max_size)[0])
+        keypoints.append(detect_copy_move(item.image, params.keypoint))
+        work_images.append(to_model_input(item.image, model_params.max_size).permute(1, 2, 0).mul(255).byte().numpy())
+
+    truths = [im.truth for im in images]
+    preds = {
+        "maskrcnn": [answer(d, params.infer, im) for d, im in zip(dets, work_images)],
+        "keypoint": [keypoint_prediction(k) for k in keypoints],
+        "fusion": [fuse(d, k, params.infer, im) for d, k, im in zip(dets, keypoints, work_images)],
+    }
+    results = {name: summarize(truths, preds[name]) for name in DETECTORS}
+
+    # The configured point is always on the grid, so the sweep plots pass through it.
+    score_grid = sorted({*params.evaluate.sweep_score_thresholds, params.infer.score_threshold})
+    image_grid = sorted({*params.evaluate.sweep_image_thresholds, params.infer.image_threshold})
+    sweep = sweep_thresholds(dets, truths, work_images, params.infer, score_grid, image_grid)
+    calibration = calibration_report(sweep, [im.case_id for im in images])
+    write_sweeps(sweep, params.infer)
+
+    headline = params.infer.detector
+    write_json(METRICS, {**results[headline], "detectors": results, "calibration": {"maskrcnn": calibration}})
+    write_csv(EVAL_DIR / "per_image.csv",
+              pd.concat([per_image_rows(name, images, preds[name]) for name in DETECTORS], ignore_index=True))
+    for name in DETECTORS:
+        write_curves(name, truths, preds[name])
+    print(f"oF1 ({headline}) {results[headline]['of1']:.4f} vs all-authentic floor "
+          f"{results[headline]['all_authentic_of1']:.4f} on {len(images)} validation images")
+    for name in DETECTORS:
+        print(f"  {name:9s} oF1 {results[name]['of1']:.4f}")
+    print(f"  calibration (maskrcnn): {calibration}")
+
+
+def write_sweeps(sweep: pd.DataFrame, infer) -> None:
+    """Two slices of the grid through the configured point, each a line plot for `dvc plots`."""
+    at_score = sweep[sweep.score_threshold == infer.score_threshold]
+    at_image = sweep[sweep.image_threshold == infer.image_threshold]
+    write_csv(EVAL_DIR / "sweep_image_threshold.csv", at_score[["image_threshold", "of1"]])
+    write_csv(EVAL_DIR / "sweep_score_threshold.csv", at_image[["score_threshold", "of1"]])
+
+
+def write_curves(name: str, truths, preds) -> None:
+    actual = ["forged" if t else "authentic" for t in truths]
+    predicted = ["authentic" if p.is_authentic else "forged" for p in preds]
+    write_csv(EVAL_DIR / f"confusion_{name}.csv", pd.DataFrame({"actual": actual, "predicted": predicted}))
+    y_true = [bool(t) for t in truths]
+    if len(set(y_true)) == 2:
+        precision, recall, _ = precision_recall_curve(y_true, [p.image_score for p in preds])
+    else:
+        precision, recall = [float("nan")], [float("nan")]
+    write_csv(EVAL_DIR / f"precision_recall_{name}.csv", pd.DataFrame({"recall": recall, "precision": precision}))
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():
+        main()

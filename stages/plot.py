@@ -1,0 +1,124 @@
+"""Figures for people to look at, under reports/figures/.
+
+    python -m stages.plot
+
+- training_curves.png: losses, validation oF1 and learning rate per epoch (from DVCLive);
+- gallery.png: validation predictions beside the truth: hits, misses and false alarms;
+- score_histograms.png: image scores of authentic and forged validation images, per detector;
+- synthetic_samples.png: one forged example of every synthetic figure kind, masks overlaid.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from stages.common.config import load_params
+from stages.common.figures import overlay, save_figure
+from stages.common.io import load_mask, read_image
+from stages.common.rle import decode_annotation
+
+FIGURES = Path("reports/figures")
+LIVE_METRICS = Path("dvclive/plots/metrics")
+PER_IMAGE = Path("reports/eval/per_image.csv")
+SYNTHETIC = Path("data/synthetic")
+
+
+def main() -> None:
+    params = load_params()
+    plot_training_curves(LIVE_METRICS, FIGURES / "training_curves.png")
+    per_image = pd.read_csv(PER_IMAGE, dtype={"case_id": str}, keep_default_na=False)
+    val = pd.read_csv(Path(params.data.splits_dir) / "val.csv", dtype={"case_id": str}, keep_default_na=False)
+    root, max_pixels = Path(params.data.root), params.data.max_image_pixels
+    headline = per_image[per_image.detector == params.infer.detector]
+    plot_gallery(pick_gallery(headline, params.evaluate.gallery_size), val, root, max_pixels, FIGURES / "gallery.png")
+    plot_score_histograms(per_image, FIGURES / "score_histograms.png")
+    plot_synthetic_samples(SYNTHETIC, FIGURES / "synthetic_samples.png", max_pixels)
+    print(f"wrote figures to {FIGURES}/")
+
+
+def plot_training_curves(metrics_dir: Path, out: Path) -> None:
+    series = {p.relative_to(metrics_dir).with_suffix("").as_posix(): pd.read_csv(p, sep="\t")
+              for p in sorted(metrics_dir.rglob("*.tsv"))}
+    panels = {
+        "loss": [k for k in series if "loss" in k],
+        "validation oF1": [k for k in series if "of1" in k],
+        "learning rate": [k for k in series if k.endswith("lr")],
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, keys) in zip(axes, panels.items()):
+        for key in keys:
+            frame = series[key]
+            ax.plot(frame["step"] + 1, frame.iloc[:, -1], marker="o", label=key)
+        ax.set(title=title, xlabel="epoch")
+        if keys:
+            ax.legend(fontsize=7)
+    save_figure(fig, out)
+
+
+def pick_gallery(per_image: pd.DataFrame, size: int) -> pd.DataFrame:
+    """Up to `size` rows, a third each of hits, misses and false alarms, worst first."""
+    forged = per_image[per_image.label == "forged"]
+    groups = {
+        "hit": forged[forged.predicted == "forged"].sort_values("of1", ascending=False),
+        "miss": forged[forged.predicted == "authentic"],
+        "false alarm": per_image[(per_image.label == "authentic") & (per_image.predicted == "forged")]
+                      .sort_values("image_score", ascending=False),
+    }
+    share = max(1, size // 3)
+    return pd.concat([g.head(share).assign(kind=kind) for kind, g in groups.items()], ignore_index=True)
+
+
+def plot_gallery(rows: pd.DataFrame, val: pd.DataFrame, root: Path, max_pixels: int, out: Path) -> None:
+    paths = val.set_index("case_id")
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+    for ax_row, row in zip(axes, rows.itertuples(index=False)):
+        entry = paths.loc[row.case_id]
+        entry = entry[entry.label == row.label].iloc[0] if isinstance(entry, pd.DataFrame) else entry
+        image = read_image(root / entry.image_path, max_pixels)
+        truth = load_mask(root / entry.mask_path, image.shape[:2]) if row.label == "forged" else []
+        pred = decode_annotation(row.annotation, image.shape[:2])
+        panels = [(image, f"{row.kind}: {row.case_id}"), (overlay(image, truth), f"truth ({len(truth)})"),
+                  (overlay(image, pred), f"predicted ({len(pred)}), oF1 {row.of1:.2f}")]
+        for ax, (picture, title) in zip(ax_row, panels):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    save_figure(fig, out)
+
+
+def plot_score_histograms(per_image: pd.DataFrame, out: Path) -> None:
+    detectors = list(dict.fromkeys(per_image.detector))
+    fig, axes = plt.subplots(1, len(detectors), figsize=(5 * len(detectors), 3.5), squeeze=False)
+    bins = np.linspace(0, 1, 21)
+    for ax, name in zip(axes[0], detectors):
+        rows = per_image[per_image.detector == name]
+        for label in ("authentic", "forged"):
+            ax.hist(rows[rows.label == label].image_score.clip(0, 1), bins=bins, alpha=0.6, label=label)
+        ax.set(title=name, xlabel="image score", ylabel="images")
+        ax.legend()
+    save_figure(fig, out)
+
+
+def plot_synthetic_samples(root: Path, out: Path, max_pixels: int) -> None:
+    meta = pd.read_csv(root / "meta.csv", dtype={"case_id": str})
+    forged = meta[(meta.split == "train") & (meta.label == "forged")].groupby("kind").head(1)
+    fig, axes = plt.subplots(len(forged), 3, figsize=(10, 3.3 * len(forged)), squeeze=False)
+    for ax_row, row in zip(axes, forged.itertuples(index=False)):
+        authentic = read_image(root / "train_images/authentic" / f"{row.case_id}.png", max_pixels)
+        image = read_image(root / "train_images/forged" / f"{row.case_id}.png", max_pixels)
+        masks = load_mask(root / "train_masks" / f"{row.case_id}.npy", image.shape[:2])
+        for ax, picture, title in zip(ax_row, (authentic, image, overlay(image, masks)),
+                                      (f"{row.kind}: authentic", "forged", f"{len(masks)} event(s)")):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    save_figure(fig, out)
+
+
+if __name__ == "__main__":
+    main()
