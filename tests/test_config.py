@@ -1,0 +1,71 @@
+import copy
+
+import pytest
+import yaml
+
+from stages.common.config import Params, ParamsError, load_params, params_from_dict
+
+RAW = yaml.safe_load(open("params.yaml"))
+
+
+def with_change(section, key, value=None, delete=False):
+    raw = copy.deepcopy(RAW)
+    if delete:
+        del raw[section][key]
+    else:
+        raw[section][key] = value
+    return raw
+
+
+def test_repository_params_load_into_dataclasses():
+    params = load_params()
+    assert isinstance(params, Params)
+    assert params.data.root == "data/synthetic"
+    assert isinstance(params.train.lr, float) and isinstance(params.train.epochs, int)
+    assert params.synth.instances[0] <= params.synth.instances[1]
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ParamsError, match=r"train: unknown key\(s\) learning_rate"):
+        params_from_dict(with_change("train", "learning_rate", 0.1))
+
+
+def test_missing_key_is_named():
+    with pytest.raises(ParamsError, match=r"train: missing key\(s\) lr"):
+        params_from_dict(with_change("train", "lr", delete=True))
+
+
+def test_unknown_section_is_named():
+    raw = copy.deepcopy(RAW)
+    raw["trian"] = {}
+    with pytest.raises(ParamsError, match="unknown key.*trian"):
+        params_from_dict(raw)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("train", "epochs", "ten"),
+    ("train", "epochs", 2.5),
+    ("train", "amp", 1),
+    ("train", "lr", True),
+    ("synth", "instances", [1, 2, 3]),
+    ("synth", "kinds", ["blot"]),
+    ("data", "root", 3),
+])
+def test_wrong_type_is_named(section, key, value):
+    with pytest.raises(ParamsError, match=rf"{section}\.{key}"):
+        params_from_dict(with_change(section, key, value))
+
+
+def test_integers_are_accepted_where_floats_are_expected():
+    params = params_from_dict(with_change("train", "lr", 1))
+    assert params.train.lr == 1.0 and isinstance(params.train.lr, float)
+
+
+def test_choice_out_of_range_is_named():
+    with pytest.raises(ParamsError, match=r"infer.detector is 'sift'; expected one of maskrcnn, keypoint, fusion"):
+        params_from_dict(with_change("infer", "detector", "sift"))
+
+
+def test_missing_params_file_says_so(tmp_path):
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "params.yaml")

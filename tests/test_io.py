@@ -1,0 +1,109 @@
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.common.io import InputError, OutputError, atomic_path, load_mask, read_image, write_json
+
+BIG = 10**8
+
+
+def leftovers(folder):
+    return [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def test_atomic_path_renames_on_success(tmp_path):
+    target = tmp_path / "out" / "metrics.json"
+    write_json(target, {"of1": 0.5})
+    assert target.read_text().strip().endswith("}")
+    assert leftovers(target.parent) == []
+
+
+def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_sigkill_mid_write_leaves_no_partial_destination(tmp_path):
+    target = tmp_path / "model.pt"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from stages.common.io import atomic_path
+        with atomic_path({str(target)!r}) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"x" * 1000)
+                f.flush()
+                print("writing", flush=True)
+                time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("err, words", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")])
+def test_disk_full_and_permission_errors_name_the_path(tmp_path, monkeypatch, err, words):
+    def refuse(src, dst):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    target = tmp_path / "reports" / "metrics.json"
+    with pytest.raises(OutputError, match=f"cannot write {target}: {words}"):
+        write_json(target, {})
+    assert leftovers(target.parent) == []
+
+
+def test_output_under_a_file_names_the_path(tmp_path):
+    (tmp_path / "reports").write_text("a file, not a folder")
+    with pytest.raises(OutputError, match="cannot write .*reports/metrics.json"):
+        write_json(tmp_path / "reports" / "metrics.json", {})
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1"])
+def test_every_colour_mode_reads_as_rgb8(tmp_path, mode):
+    path = tmp_path / f"im_{mode.replace(';', '')}.png"
+    if mode == "I;16":
+        Image.fromarray(np.full((7, 9), 40000, np.uint16)).save(path)
+    else:
+        Image.new(mode, (9, 7)).save(path)
+    image = read_image(path, BIG)
+    assert image.shape == (7, 9, 3) and image.dtype == np.uint8
+    if mode == "I;16":
+        assert image[0, 0, 0] == round(40000 / 65535 * 255)
+
+
+def test_pixel_limit_is_a_clear_error(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (300, 200)).save(path)
+    with pytest.raises(InputError, match="exceeds data.max_image_pixels") as info:
+        read_image(path, max_pixels=300 * 200 - 1)
+    assert info.value.code == "too_large"
+
+
+@pytest.mark.parametrize("shape, expected", [((5, 6), (1, 5, 6)), ((5, 6, 2), (2, 5, 6)), ((2, 5, 6), (2, 5, 6))])
+def test_mask_layouts_normalise_to_channels_first(tmp_path, shape, expected):
+    mask = np.zeros(shape, np.uint8)
+    mask.flat[7] = 1
+    np.save(tmp_path / "m.npy", mask)
+    assert load_mask(tmp_path / "m.npy", (5, 6)).shape == expected
+
+
+def test_pickled_mask_is_refused_without_running_it(tmp_path):
+    np.save(tmp_path / "m.npy", np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError) as info:
+        load_mask(tmp_path / "m.npy", (5, 6))
+    assert info.value.code == "mask_unreadable"
