@@ -43,16 +43,9 @@ def labelled_images(rows: pd.DataFrame, root: Path, max_pixels: int) -> Iterator
         yield LabelledImage(case_id=str(row.case_id), image=image, truth=truth)
 
 
-def of1_image(truth: list[np.ndarray], pred: list[np.ndarray]) -> float:
-    """The competition's per-image score, for masks already decoded."""
-    if not truth or not pred:
-        return float(not truth and not pred)
-    return image_score(truth, pred)
-
-
 def summarize(truths: list[list[np.ndarray]], preds: list[Prediction]) -> dict:
     """oF1 with the all-authentic floor beside it, plus image- and pixel-level scores."""
-    scores = np.array([of1_image(t, p.instances) for t, p in zip(truths, preds)])
+    scores = np.array([image_score(t, p.instances) for t, p in zip(truths, preds)])
     forged = np.array([bool(t) for t in truths])
     called_forged = np.array([not p.is_authentic for p in preds])
     image_scores = np.array([p.image_score for p in preds])
@@ -65,10 +58,9 @@ def summarize(truths: list[list[np.ndarray]], preds: list[Prediction]) -> dict:
         "n_images": int(len(truths)),
         "n_forged": int(forged.sum()),
     }
-    summary |= {f"image_{k}": v for k, v in image_level_scores(forged, image_scores, called_forged).items()}
-    pixels = pixel_scores([_union(truths[i]) for i in forged_idx], [_union(preds[i].instances, truths[i][0].shape)
-                                                                    for i in forged_idx])
-    summary |= {f"pixel_{k}": v for k, v in pixels.items()}
+    summary |= image_level_scores(forged, image_scores, called_forged)
+    summary |= pixel_scores([_union(truths[i]) for i in forged_idx],
+                            [_union(preds[i].instances, truths[i][0].shape) for i in forged_idx])
     return summary
 
 
@@ -87,7 +79,7 @@ def per_image_rows(detector: str, images: list[LabelledImage], preds: list[Predi
         "image_score": [round(p.image_score, 6) for p in preds],
         "n_true": [len(im.truth) for im in images],
         "n_pred": [len(p.instances) for p in preds],
-        "of1": [of1_image(im.truth, p.instances) for im, p in zip(images, preds)],
+        "of1": [image_score(im.truth, p.instances) for im, p in zip(images, preds)],
         "annotation": [encode_instances(p.instances) for p in preds],
     })
 
@@ -99,7 +91,7 @@ def sweep_thresholds(dets: list[Detections], truths: list[list[np.ndarray]], wor
     for st in score_thresholds:
         for it in image_thresholds:
             params = dataclasses.replace(infer, score_threshold=float(st), image_threshold=float(it))
-            scores = [of1_image(t, answer(d, params, im).instances) for d, t, im in zip(dets, truths, work_images)]
+            scores = [image_score(t, answer(d, params, im).instances) for d, t, im in zip(dets, truths, work_images)]
             rows.append({"score_threshold": float(st), "image_threshold": float(it), "of1": float(np.mean(scores)),
                          "per_image": scores})
     return pd.DataFrame(rows)
