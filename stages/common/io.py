@@ -28,6 +28,9 @@ class InputError(ValueError):
         super().__init__(reason)
         self.code = code
 
+    def __reduce__(self):  # picklable, so worker processes can report it
+        return (InputError, (self.code, str(self)))
+
 
 class OutputError(OSError):
     """An output could not be written; the message names the path and the cause."""
@@ -183,6 +186,8 @@ def load_mask(path: str | Path, image_hw: tuple[int, int] | None = None) -> np.n
 
 def _channels_first(mask: np.ndarray, image_hw: tuple[int, int] | None, name: str) -> np.ndarray:
     if mask.ndim == 2:
+        if image_hw is not None and mask.shape != tuple(image_hw):
+            raise InputError("mask_shape", f"{name}: mask shape {mask.shape} does not match image {image_hw[0]}x{image_hw[1]}")
         return mask[None]
     if mask.ndim != 3:
         raise InputError("mask_shape", f"{name}: mask has {mask.ndim} dimensions, expected 2 or 3")
