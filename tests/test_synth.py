@@ -257,3 +257,10 @@ def test_a_failed_run_leaves_the_previous_dataset(tmp_path, monkeypatch):
         generate_dataset(dataclasses.replace(small, seed=99), root)
     assert file_hashes(root) == before
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("hw", [(800, 800), (100, 900), (64, 74)])
+def test_render_figure_handles_sizes_beyond_the_defaults(kind, hw):
+    figure = render_figure(kind, *hw, np.random.default_rng(3))
+    assert figure.image.shape == (*hw, 3)

@@ -344,7 +344,8 @@ def _blot_figure(h: int, w: int, rng: np.random.Generator) -> Figure:
         return _picture(_membrane(h, w, int(rng.integers(4, 13)), int(rng.integers(2, 6)), False, rng))
     gap = max(3, text_h // 2)
     strip_h = (h - header_h - gap * (n_strips + 1)) // n_strips
-    n_lanes = int(rng.integers(max(3, strip_w // 45), 11))     # wide lanes only in narrow figures
+    fewest_lanes = max(3, strip_w // 45)  # lanes stay narrower than about 45 px
+    n_lanes = int(rng.integers(fewest_lanes, max(fewest_lanes, 10) + 1))
     page, layout = np.ones((h, w), np.float32), np.ones((h, w), np.uint8)
     tops = [header_h + gap + i * (strip_h + gap) for i in range(n_strips)]
     for top in tops:
