@@ -22,7 +22,7 @@ from stages.common.config import load_params
 from stages.common.detectors import DETECTORS, needs_model, predict_image
 from stages.common.io import InputError, list_images, read_image, write_csv, write_json
 from stages.common.metric import SubmissionError, score_report
-from stages.common.model import load_model
+from stages.common.model import ModelError, load_model
 from stages.common.rle import encode_instances
 from stages.common.runtime import resolve_device
 
@@ -60,9 +60,13 @@ def main(argv=None) -> int:
         return 2
 
     device = resolve_device(params.train.device)
-    model, max_side = None, max(params.keypoint.max_side, 1)
+    model, max_side = None, 0  # the keypoint detector needs neither
     if needs_model(detector):
-        model, model_params = load_model(args.model, device)
+        try:
+            model, model_params = load_model(args.model, device)
+        except ModelError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         max_side = model_params.max_size
 
     run = PredictionRun()

@@ -110,6 +110,7 @@ class InferParams:
 @dataclass(frozen=True)
 class KeypointParams:
     max_side: int
+    min_side: int
     ratio: float
     min_displacement: float
     min_inliers: int

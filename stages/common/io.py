@@ -152,7 +152,7 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
         gray = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy, unlike np.asarray
 
 
 def load_mask(path: str | Path, image_hw: tuple[int, int] | None = None) -> np.ndarray:

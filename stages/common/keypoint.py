@@ -26,7 +26,7 @@ explains its answer: this region was copied there, by this transform.
 
 Pixel sizes (params.min_displacement, params.min_region_area and the constants below) are at the
 working size: the long side is brought down to params.max_side, and small images are upscaled to
-MIN_WORKING_SIDE so that a copied object spans more than a few correlation windows. Masks and
+`keypoint.min_side` so that a copied object spans more than a few correlation windows. Masks and
 transforms are returned at the original size.
 """
 from __future__ import annotations
@@ -44,8 +44,8 @@ from .config import KeypointParams
 
 # Working size.
 MIN_IMAGE_SIDE = 16  # an image narrower than this cannot hold a verifiable copy: authentic
-MIN_WORKING_SIDE = 128  # small images are upscaled to this long side (by at most MAX_UPSCALE): on
-MAX_UPSCALE = 4.0  # 64x74 figures this finds 11 of 30 copies, against 6 at 256 and 4 at 96
+MAX_UPSCALE = 2.0  # small images are upscaled towards `keypoint.min_side` by at most this factor: beyond it
+# interpolation invents no texture, and on 64x74 figures a long side of about 128 found the most copies
 # Keypoints and matching.
 MAX_KEYPOINTS = 5000  # strongest SIFT keypoints; a copy's keypoints have its source's responses
 SIFT_CONTRAST_THRESHOLD = 0.02  # half OpenCV's default: copied objects are often faint
@@ -177,7 +177,7 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     height, width = gray.shape
     if min(height, width) < MIN_IMAGE_SIDE:
         return []
-    work = WorkingImage.of(_resize(gray, working_scale(height, width, params.max_side)))
+    work = WorkingImage.of(_resize(gray, working_scale(height, width, params.max_side, params.min_side)))
     keypoints = detect_keypoints(work.gray8)
     if len(keypoints.points) < max(2, params.min_inliers):
         return []
@@ -196,13 +196,13 @@ def image_score(instances: list[CopyMoveInstance]) -> float:
 # ---------------------------------------------------------------- working size
 
 
-def working_scale(height: int, width: int, max_side: int) -> float:
-    """Scale to the working size: long side down to `max_side`, or up to MIN_WORKING_SIDE."""
+def working_scale(height: int, width: int, max_side: int, min_side: int) -> float:
+    """Scale to the working size: long side down to `max_side`, or up towards `min_side`."""
     long_side = max(height, width)
     if long_side > max_side:
         return max_side / long_side
-    if long_side < MIN_WORKING_SIDE:
-        return min(MAX_UPSCALE, MIN_WORKING_SIDE / long_side, max_side / long_side)
+    if long_side < min_side:
+        return min(MAX_UPSCALE, min_side / long_side, max_side / long_side)
     return 1.0
 
 
