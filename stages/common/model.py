@@ -1,0 +1,244 @@
+"""The detector: a MobileNetV3 Mask R-CNN with two classes, and its checkpoint format.
+
+Two architectures, chosen by `model.arch`:
+
+- `seed`: the Kaggle notebook's network. MobileNetV3-Small features, a 1x1 conv to 256
+  channels with BatchNorm and ReLU, one feature map at stride 32, anchors of 16 to 128 px.
+- `fpn`: torchvision's MobileNetV3-Large FPN backbone. torchvision's default taps two maps that
+  are both at stride 32, too coarse for a copied cell of 15 px; this one taps strides 16 and 32
+  (plus the FPN's pooled level at 64) and gives each level anchors sized for it. A stride-8 tap
+  costs a third more time per step on a CPU (measured), for features only five blocks deep.
+
+Images go in as float RGB in [0, 1] at their own size. Mask R-CNN's transform normalises them
+with ImageNet's mean and std and resizes them, keeping the aspect ratio, to `model.min_size` /
+`model.max_size`; nothing else normalises or resizes.
+
+Normalisation layers: from scratch, BatchNorm trains its statistics; on pretrained weights the
+statistics are frozen (FrozenBatchNorm2d), as in torchvision's detection models, because a batch of
+four figures is too small to re-estimate them. Every backbone layer is trainable in both cases:
+scientific figures are far from ImageNet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import urllib.error
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import MobileNet_V3_Large_Weights, MobileNet_V3_Small_Weights
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from stages.common.config import ModelParams
+from stages.common.io import atomic_path
+
+CLASS_NAMES = ("background", "forgery")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CHECKPOINT_FORMAT = 1
+
+BACKBONES = {
+    "seed": ("mobilenet_v3_small", MobileNet_V3_Small_Weights.IMAGENET1K_V1),
+    "fpn": ("mobilenet_v3_large", MobileNet_V3_Large_Weights.IMAGENET1K_V1),
+}
+
+# MobileNetV3-Large stages (torchvision's `returned_layers` numbering): 2 is stride 8, 3 stride 16,
+# 5 the last block at stride 32. The FPN adds a max-pooled level at stride 64.
+FPN_RETURNED_LAYERS = [3, 5]
+# One tuple per level, finest first, the same count on each so one RPN head serves all levels.
+# An instance's box spans the source and all its copies: from 16 px to most of the figure.
+FPN_ANCHOR_SIZES = ((16, 32, 48), (64, 96, 128), (192, 256, 384))
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+SEED_ANCHOR_SIZES = ((16, 32, 64, 128),)
+
+# seed: the notebook's values. fpn: fewer proposals and sampled RoIs than torchvision's COCO
+# defaults, since a figure holds at most a handful of instances; halving the RoIs sampled per
+# image (128 to 64) made a CPU train step 13 % faster.
+HEAD_SETTINGS = {
+    "seed": dict(
+        rpn_pre_nms_top_n_train=1000, rpn_pre_nms_top_n_test=1000,
+        rpn_post_nms_top_n_train=200, rpn_post_nms_top_n_test=200,
+        box_detections_per_img=100,
+    ),
+    "fpn": dict(
+        rpn_pre_nms_top_n_train=1000, rpn_pre_nms_top_n_test=500,
+        rpn_post_nms_top_n_train=500, rpn_post_nms_top_n_test=300,
+        rpn_batch_size_per_image=128, box_batch_size_per_image=64,
+        # infer.detect keeps the best 20; each kept detection costs a mask-head pass and a paste.
+        box_detections_per_img=20,
+    ),
+}
+
+
+class ModelError(RuntimeError):
+    """The model cannot be built or loaded; the message says why and what to do."""
+
+
+def build_model(params: ModelParams, load_weights: bool = True) -> MaskRCNN:
+    """A two-class Mask R-CNN for `params.arch`.
+
+    `load_weights=False` builds the same network without fetching `params.backbone_weights`,
+    for a caller that loads a whole checkpoint next.
+    """
+    if params.arch not in BACKBONES:
+        raise ModelError(f"model.arch is {params.arch!r}; expected one of {', '.join(BACKBONES)}")
+    pretrained = params.backbone_weights != "none"
+    norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    backbone_state = read_backbone_state(params) if pretrained and load_weights else None
+    if params.arch == "seed":
+        backbone, anchors, box_pool, mask_pool = _seed_parts(norm_layer, backbone_state)
+    else:
+        backbone, anchors, box_pool, mask_pool = _fpn_parts(norm_layer, backbone_state)
+    return MaskRCNN(
+        backbone,
+        num_classes=len(CLASS_NAMES),
+        min_size=params.min_size,
+        max_size=params.max_size,
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+        rpn_anchor_generator=anchors,
+        box_roi_pool=box_pool,
+        mask_roi_pool=mask_pool,
+        **HEAD_SETTINGS[params.arch],
+    )
+
+
+def _seed_parts(norm_layer, backbone_state):
+    net = torchvision.models.mobilenet_v3_small(weights=None, norm_layer=norm_layer)
+    if backbone_state is not None:
+        _load_features(net.features, backbone_state, "mobilenet_v3_small")
+    features_out = net.features[-1].out_channels
+    backbone = nn.Sequential(
+        net.features,
+        nn.Conv2d(features_out, 256, kernel_size=1),
+        nn.BatchNorm2d(256),
+        nn.ReLU(inplace=True),
+    )
+    backbone.out_channels = 256
+    anchors = AnchorGenerator(sizes=SEED_ANCHOR_SIZES, aspect_ratios=(ASPECT_RATIOS,))
+    box_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    mask_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=14, sampling_ratio=2)
+    return backbone, anchors, box_pool, mask_pool
+
+
+def _fpn_parts(norm_layer, backbone_state):
+    backbone = mobilenet_backbone(
+        backbone_name="mobilenet_v3_large",
+        weights=None,
+        fpn=True,
+        norm_layer=norm_layer,
+        trainable_layers=6,
+        returned_layers=FPN_RETURNED_LAYERS,
+    )
+    if backbone_state is not None:
+        _load_features(backbone.body, backbone_state, "mobilenet_v3_large")
+    anchors = AnchorGenerator(sizes=FPN_ANCHOR_SIZES, aspect_ratios=(ASPECT_RATIOS,) * len(FPN_ANCHOR_SIZES))
+    levels = [str(i) for i in range(len(FPN_RETURNED_LAYERS))]
+    box_pool = MultiScaleRoIAlign(featmap_names=levels, output_size=7, sampling_ratio=2)
+    mask_pool = MultiScaleRoIAlign(featmap_names=levels, output_size=14, sampling_ratio=2)
+    return backbone, anchors, box_pool, mask_pool
+
+
+# ---------------------------------------------------------------- pretrained backbone weights
+
+
+def read_backbone_state(params: ModelParams) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the arch's MobileNetV3, from torchvision's enum or a local .pth."""
+    name, weights = BACKBONES[params.arch]
+    if params.backbone_weights == "imagenet":
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as e:
+            raise ModelError(
+                f"model.backbone_weights=imagenet needs to download {name} weights from {weights.url} "
+                f"({type(e).__name__}: {e}). Offline? Download that file elsewhere, copy it here, and "
+                f"set model.backbone_weights to its .pth path (or to none to train from scratch)."
+            ) from e
+    path = Path(params.backbone_weights)
+    if not path.is_file():
+        raise ModelError(
+            f"model.backbone_weights={params.backbone_weights!r} is neither none, imagenet nor an existing "
+            f".pth file (a state dict of torchvision's {name}, e.g. {Path(weights.url).name})"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types for a file that is not a checkpoint
+        raise ModelError(f"{path}: not a readable torch state dict ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: holds a {type(state).__name__}, expected a state dict of torchvision's {name}")
+    return state
+
+
+def _load_features(features: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Load the `features.*` part of a torchvision MobileNetV3 state dict; the classifier is unused."""
+    features_state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    if not features_state:
+        raise ModelError(f"the backbone weights hold no 'features.*' tensors: not a state dict of torchvision's {name}")
+    # FrozenBatchNorm2d drops num_batches_tracked itself, so it never counts as unexpected.
+    try:
+        missing, unexpected = features.load_state_dict(features_state, strict=False)
+    except RuntimeError as e:
+        raise ModelError(f"the backbone weights do not fit {name}: {e}") from e
+    if missing or unexpected:
+        raise ModelError(
+            f"the backbone weights do not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DistributedDataParallel (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, model_params: ModelParams, **extra) -> None:
+    """Write weights plus everything `load_model` needs to rebuild the network, atomically."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model": unwrap(model).state_dict(),
+        "model_params": dataclasses.asdict(model_params),
+        "class_names": list(CLASS_NAMES),
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint written by `save_checkpoint`, or ModelError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found (run the train stage first: dvc repro train)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # truncated zip, pickle errors, foreign formats
+        raise ModelError(f"{path}: corrupt or not a checkpoint of this project ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or not {"model", "model_params"} <= state.keys():
+        raise ModelError(f"{path}: not a checkpoint of this project (no 'model' and 'model_params' entries)")
+    return state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MaskRCNN, ModelParams]:
+    """Rebuild the network a checkpoint was trained with and load its weights, in eval mode."""
+    state = read_checkpoint(path, "cpu")
+    try:
+        params = ModelParams(**state["model_params"])
+    except TypeError as e:
+        raise ModelError(f"{path}: model params {state['model_params']} do not match this code's ModelParams") from e
+    if tuple(state.get("class_names", CLASS_NAMES)) != CLASS_NAMES:
+        raise ModelError(f"{path}: classes {state['class_names']} differ from this code's {list(CLASS_NAMES)}")
+    model = build_model(params, load_weights=False)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ModelError(f"{path}: weights do not fit model.arch={params.arch}: {e}") from e
+    return model.to(device).eval(), params

@@ -1,0 +1,81 @@
+"""predict on a messy folder: every image gets a row, bad ones are written as authentic."""
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import predict
+from stages.common.config import load_params
+from stages.common.model import build_model, save_checkpoint
+from stages.common.rle import decode_annotation
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    params = dataclasses.replace(load_params().model, min_size=96, max_size=128)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_checkpoint(path, build_model(params, load_weights=False), params)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (97, 131, 3), dtype=np.uint8)).save(images / "odd_rgb.png")
+    Image.fromarray(rng.integers(0, 255, (64, 80, 4), dtype=np.uint8), "RGBA").save(images / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (70, 50), dtype=np.uint8), "L").save(images / "gray.png")
+    png = (images / "odd_rgb.png").read_bytes()
+    (images / "truncated.png").write_bytes(png[: len(png) // 3])
+    (images / "empty.png").write_bytes(b"")
+    (images / "text.png").write_text("not an image")
+    return images
+
+
+@pytest.mark.parametrize("detector", ["maskrcnn", "keypoint", "fusion"])
+def test_predict_survives_bad_images_and_writes_every_row(folder, checkpoint, tmp_path, detector):
+    out = tmp_path / "submission.csv"
+    code = predict.main(["--images", str(folder), "--out", str(out), "--model", str(checkpoint),
+                         "--detector", detector])
+    assert code == 0
+    submission = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert sorted(submission.case_id) == ["empty", "gray", "odd_rgb", "rgba", "text", "truncated"]
+    bad = submission.set_index("case_id").loc[["empty", "text", "truncated"], "annotation"]
+    assert (bad == "authentic").all()
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["n_failed"] == 3 and sorted(summary["failed"]) == ["empty.png", "text.png", "truncated.png"]
+    # Every good row decodes at its image's own size.
+    sizes = {"odd_rgb": (97, 131), "rgba": (64, 80), "gray": (70, 50)}
+    for case_id, hw in sizes.items():
+        annotation = submission.set_index("case_id").loc[case_id, "annotation"]
+        for mask in decode_annotation(annotation, hw):
+            assert mask.shape == hw
+
+
+def test_predict_scores_itself_against_a_solution(folder, checkpoint, tmp_path):
+    for bad in ("truncated.png", "empty.png", "text.png"):
+        (folder / bad).unlink()
+    solution = pd.DataFrame({"case_id": ["odd_rgb", "rgba", "gray"], "annotation": "authentic",
+                             "shape": "authentic"})
+    solution.to_csv(folder.parent / "solution.csv", index=False)
+    out = tmp_path / "submission.csv"
+    assert predict.main(["--images", str(folder), "--out", str(out), "--model", str(checkpoint),
+                         "--detector", "keypoint"]) == 0
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["all_authentic_score"] == 1.0
+    assert summary["score"] == pytest.approx(1.0 - summary["n_forged"] / 3)
+
+
+def test_predict_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):
+    assert predict.main(["--images", str(tmp_path), "--detector", "keypoint"]) == 2
+    assert "no images found" in capsys.readouterr().err
+
+
+def test_missing_model_is_a_clear_error(folder, tmp_path, capsys):
+    code = predict.main(["--images", str(folder), "--model", str(tmp_path / "none.pt"), "--detector", "maskrcnn"])
+    assert code == 2
+    assert "none.pt: checkpoint not found" in capsys.readouterr().err
