@@ -12,6 +12,7 @@ slows both alike. On CUDA the same is measured on the GPU as well.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -116,6 +117,8 @@ def run() -> dict:
         "batch_size": params.train.batch_size, "num_workers": params.train.num_workers,
         "image_sides": list(SIDES), "images_per_repeat": N_IMAGES, "repeats": REPEATS,
         "cpu_threads": torch.get_num_threads(),
+        # Other processes on the machine slow a multi-threaded CPU step far more than their share.
+        "load_average_1min_before": round(os.getloadavg()[0], 2),
     }
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from stages.common.config import load_params
 from stages.common.detectors import DETECTORS, fuse, keypoint_prediction
 from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, summarize,
-                                      sweep_thresholds)
+                                      sweep_fusion, sweep_thresholds)
 from stages.common.infer import answer, detect, to_model_input
 from stages.common.io import write_csv, write_json
 from stages.common.keypoint import detect_copy_move
@@ -56,11 +56,14 @@ def main() -> None:
     score_grid = sorted({*params.evaluate.sweep_score_thresholds, params.infer.score_threshold})
     image_grid = sorted({*params.evaluate.sweep_image_thresholds, params.infer.image_threshold})
     sweep = sweep_thresholds(dets, truths, work_images, params.infer, score_grid, image_grid)
-    calibration = calibration_report(sweep, [im.case_id for im in images])
+    fusion_sweep = sweep_fusion(dets, keypoints, truths, work_images, params.infer,
+                                sorted({*params.evaluate.sweep_fusion_thresholds, params.infer.fusion_score_threshold}))
+    case_ids = [im.case_id for im in images]
+    calibration = {"maskrcnn": calibration_report(sweep, case_ids), "fusion": calibration_report(fusion_sweep, case_ids)}
     write_sweeps(sweep, params.infer)
 
     headline = params.infer.detector
-    write_json(METRICS, {**results[headline], "detectors": results, "calibration": {"maskrcnn": calibration}})
+    write_json(METRICS, {**results[headline], "detectors": results, "calibration": calibration})
     write_csv(EVAL_DIR / "per_image.csv",
               pd.concat([per_image_rows(name, images, preds[name]) for name in DETECTORS], ignore_index=True))
     for name in DETECTORS:
@@ -69,7 +72,8 @@ def main() -> None:
           f"{results[headline]['all_authentic_of1']:.4f} on {len(images)} validation images")
     for name in DETECTORS:
         print(f"  {name:9s} oF1 {results[name]['of1']:.4f}")
-    print(f"  calibration (maskrcnn): {calibration}")
+    for name, report in calibration.items():
+        print(f"  calibration ({name}): {report}")
 
 
 def write_sweeps(sweep: pd.DataFrame, infer) -> None:

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     write_csv(args.out, submission)
     summary = summarize_run(run, detector, images_dir)
     write_json(SUMMARY if args.out == SUBMISSION else args.out.with_suffix(".summary.json"), summary)
-    print(f"wrote {args.out}: {len(run.rows)} images, {summary['n_forged']} called forged, "
+    print(f"wrote {args.out}: {len(run.rows)} images, {summary['n_called_forged']} called forged, "
           f"{len(run.failed)} failed and written as authentic")
     if "score" in summary:
         print(f"self-score against {summary['solution']}: oF1 {summary['score']:.4f} "
@@ -103,7 +103,7 @@ def summarize_run(run: PredictionRun, detector: str, images_dir: Path) -> dict:
     summary = {
         "detector": detector,
         "n_images": len(run.rows),
-        "n_forged": int((submission["annotation"] != "authentic").sum()),
+        "n_called_forged": int((submission["annotation"] != "authentic").sum()),
         "n_failed": len(run.failed),
         "failed": run.failed,
     }

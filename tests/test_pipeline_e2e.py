@@ -71,7 +71,7 @@ def test_second_repro_is_a_no_op(repo):
     out = run([sys.executable, "-m", "dvc", "repro"], repo)
     assert "Stage 'train' didn't change, skipping" in out
     assert "Running stage" not in out
-    status = run([sys.executable, "-m", "dvc", "status"], repo)
+    status = run([sys.executable, "-m", "dvc", "status", "dvc.yaml"], repo)
     assert "up to date" in status
 
 

@@ -67,7 +67,7 @@ def test_predict_scores_itself_against_a_solution(folder, checkpoint, tmp_path):
                          "--detector", "keypoint"]) == 0
     summary = json.loads(out.with_suffix(".summary.json").read_text())
     assert summary["all_authentic_score"] == 1.0
-    assert summary["score"] == pytest.approx(1.0 - summary["n_forged"] / 3)
+    assert summary["score"] == pytest.approx(1.0 - summary["n_called_forged"] / 3)
 
 
 def test_predict_on_an_empty_folder_is_a_clear_error(tmp_path, capsys):

@@ -124,6 +124,7 @@ class KeypointParams:
 class EvaluateParams:
     sweep_score_thresholds: tuple[float, ...]
     sweep_image_thresholds: tuple[float, ...]
+    sweep_fusion_thresholds: tuple[float, ...]
     gallery_size: int
 
 

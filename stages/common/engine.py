@@ -42,6 +42,9 @@ RESUME_FORMAT = 1
 VALIDATION_SEED = 12345  # proposal sampling in the validation-loss pass, the same every epoch
 # Knobs that change how fast a run goes, not what it computes: a checkpoint survives their change.
 RUN_ONLY_TRAIN_KEYS = ("device", "num_workers", "pin_memory", "resume")
+# The per-epoch validation scores Mask R-CNN alone, so the choice of detector and the fusion
+# rule do not change which epoch is best (dvc.yaml lists the same keys for the train stage).
+FUSION_ONLY_INFER_KEYS = ("detector", "fusion_score_threshold")
 
 
 class TrainingError(RuntimeError):
@@ -314,7 +317,8 @@ def run_fingerprint(params: Params, split_files: list[Path], rows: pd.DataFrame)
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RUN_ONLY_TRAIN_KEYS}
     relevant = {
         "model": dataclasses.asdict(params.model), "train": train,
-        "augment": dataclasses.asdict(params.augment), "infer": dataclasses.asdict(params.infer),
+        "augment": dataclasses.asdict(params.augment),
+        "infer": {k: v for k, v in dataclasses.asdict(params.infer).items() if k not in FUSION_ONLY_INFER_KEYS},
         "data": {"root": params.data.root, "max_image_pixels": params.data.max_image_pixels},
     }
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .config import InferParams
+from .detectors import fuse
 from .infer import Detections, Prediction, answer
 from .io import load_mask, read_image
 from .metric import image_level_scores, image_score, pixel_scores
@@ -97,9 +98,25 @@ def sweep_thresholds(dets: list[Detections], truths: list[list[np.ndarray]], wor
     return pd.DataFrame(rows)
 
 
+def sweep_fusion(dets: list[Detections], keypoints: list, truths: list[list[np.ndarray]],
+                 work_images: list[np.ndarray], infer: InferParams, thresholds) -> pd.DataFrame:
+    """oF1 of the fusion for every `fusion_score_threshold`, the model support a keypoint instance needs."""
+    rows = []
+    for t in thresholds:
+        params = dataclasses.replace(infer, fusion_score_threshold=float(t))
+        scores = [image_score(truth, fuse(d, k, params, im).instances)
+                  for d, k, truth, im in zip(dets, keypoints, truths, work_images)]
+        rows.append({"fusion_score_threshold": float(t), "of1": float(np.mean(scores)), "per_image": scores})
+    return pd.DataFrame(rows)
+
+
 def calibration_report(sweep: pd.DataFrame, case_ids: list[str]) -> dict:
-    """Best thresholds on the whole split, and a two-fold held-out estimate of tuned oF1."""
+    """Best thresholds on the whole split, and a two-fold held-out estimate of tuned oF1.
+
+    `sweep` has one row per setting: the threshold columns, `of1` and `per_image` scores.
+    """
     best = sweep.loc[sweep["of1"].idxmax()]
+    knobs = [c for c in sweep.columns if c not in ("of1", "per_image")]
     half = np.array([zlib.crc32(c.encode()) % 2 for c in case_ids])
     per_image = np.stack(sweep["per_image"].to_numpy())  # (settings, images)
     held_out = []
@@ -110,8 +127,7 @@ def calibration_report(sweep: pd.DataFrame, case_ids: list[str]) -> dict:
         chosen = per_image[:, tune].mean(axis=1).argmax()
         held_out.append(per_image[chosen, test].mean())
     return {
-        "best_score_threshold": float(best["score_threshold"]),
-        "best_image_threshold": float(best["image_threshold"]),
+        **{f"best_{knob}": float(best[knob]) for knob in knobs},
         "best_of1_on_val": float(best["of1"]),
         "tuned_of1_held_out": float(np.mean(held_out)) if held_out else None,
     }

@@ -49,6 +49,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
         os.close(fd)
     except OSError as e:
@@ -64,6 +65,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what an earlier run killed mid-write left beside `path` (each output has one writer)."""
+    for stale in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
+        stale.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:
