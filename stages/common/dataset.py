@@ -58,8 +58,7 @@ class ForgeryDataset(Dataset):
     the case, the split row and the reason.
     """
 
-    def __init__(self, rows: pd.DataFrame, root: str | Path, transform: A.Compose | None = None,
-                 max_pixels: int = 40_000_000):
+    def __init__(self, rows: pd.DataFrame, root: str | Path, transform: A.Compose | None, max_pixels: int):
         missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
         if missing:
             raise DatasetError(f"split rows lack column(s) {', '.join(missing)}")
