@@ -81,3 +81,17 @@ def test_score_cli_on_the_pipeline_outputs(repo):
     report = json.loads(out.strip().splitlines()[-1])
     summary = json.loads((repo / "reports/predict_summary.json").read_text())
     assert report["score"] == pytest.approx(summary["score"])
+
+
+def test_outputs_travel_through_a_local_remote(repo, tmp_path):
+    """`dvc push` to a folder remote, lose the cache and the outputs, `dvc pull` them back."""
+    model = (repo / "models/model.pt").read_bytes()
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], repo)
+    run([sys.executable, "-m", "dvc", "push"], repo)
+    shutil.rmtree(repo / ".dvc/cache")
+    shutil.rmtree(repo / "data/synthetic")
+    (repo / "models/model.pt").unlink()
+    run([sys.executable, "-m", "dvc", "pull"], repo)
+    assert (repo / "models/model.pt").read_bytes() == model
+    assert (repo / "data/synthetic/solution.csv").is_file()
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "dvc.yaml"], repo)
