@@ -358,3 +358,16 @@ def test_missing_split_is_a_clear_error(tmp_path, monkeypatch):
     (project / "data/splits/val.csv").unlink()
     with pytest.raises(DatasetError, match=r"data/splits/val.csv not found: run the split stage first"):
         run_stage(project, monkeypatch)
+
+
+def test_a_change_to_training_code_changes_the_fingerprint(tmp_path, monkeypatch):
+    code = tmp_path / "engine.py"
+    code.write_text("LR = 1\n")
+    monkeypatch.setattr(engine, "TRAINING_CODE", (code,))
+    split = tmp_path / "train.csv"
+    split.write_text("case_id\n")
+    rows = pd.DataFrame({"image_path": [], "mask_path": []})
+    before = engine.run_fingerprint(load_params(), [split], rows)
+    assert engine.run_fingerprint(load_params(), [split], rows) == before
+    code.write_text("LR = 2\n")
+    assert engine.run_fingerprint(load_params(), [split], rows) != before
