@@ -19,7 +19,7 @@ from stages.common.config import load_params
 from stages.common.detectors import DETECTORS, fuse, keypoint_prediction
 from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, summarize,
                                       sweep_fusion, sweep_thresholds)
-from stages.common.infer import answer, detect, to_model_input
+from stages.common.infer import answer, detect, fit_within
 from stages.common.io import write_csv, write_json
 from stages.common.keypoint import detect_copy_move
 from stages.common.model import load_model
@@ -42,7 +42,7 @@ def main() -> None:
         images.append(item)
         dets.append(detect(model, [item.image], device, model_params.max_size)[0])
         keypoints.append(detect_copy_move(item.image, params.keypoint))
-        work_images.append(to_model_input(item.image, model_params.max_size).permute(1, 2, 0).mul(255).byte().numpy())
+        work_images.append(fit_within(item.image, model_params.max_size))
 
     truths = [im.truth for im in images]
     preds = {

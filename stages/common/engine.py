@@ -45,6 +45,9 @@ RUN_ONLY_TRAIN_KEYS = ("device", "num_workers", "pin_memory", "resume")
 # The per-epoch validation scores Mask R-CNN alone, so the choice of detector and the fusion
 # rule do not change which epoch is best (dvc.yaml lists the same keys for the train stage).
 FUSION_ONLY_INFER_KEYS = ("detector", "fusion_score_threshold")
+# The code that shapes the weights: a checkpoint written by other code is not resumed from, so a
+# `dvc repro` after a change to any of these trains again instead of re-exporting old weights.
+TRAINING_CODE = tuple(Path(__file__).parent / name for name in ("model.py", "dataset.py", "engine.py"))
 
 
 class TrainingError(RuntimeError):
@@ -309,7 +312,7 @@ class TrainState:
 
 
 def run_fingerprint(params: Params, split_files: list[Path], rows: pd.DataFrame) -> str:
-    """Hash of everything a checkpoint's weights depend on: params, split files, data file sizes.
+    """Hash of everything a checkpoint's weights depend on: params, training code, splits, data sizes.
 
     File sizes stand in for image contents: hashing every image would cost a read of the whole
     data set per run, and a change of data that keeps every size is very unlikely.
@@ -322,7 +325,7 @@ def run_fingerprint(params: Params, split_files: list[Path], rows: pd.DataFrame)
         "data": {"root": params.data.root, "max_image_pixels": params.data.max_image_pixels},
     }
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
-    for path in split_files:
+    for path in [*TRAINING_CODE, *split_files]:
         digest.update(Path(path).read_bytes())
     root = Path(params.data.root)
     for column in ("image_path", "mask_path"):

@@ -48,6 +48,15 @@ def working_scale(image_hw: tuple[int, int], max_side: int) -> float:
     return min(1.0, max_side / max(image_hw))
 
 
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The image downscaled so that its long side is at most `max_side`; never upscaled."""
+    scale = working_scale(image.shape[:2], max_side)
+    if scale == 1.0:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 def to_model_input(image: np.ndarray, max_side: int) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (3, h, w) in [0, 1], downscaled so its long side <= max_side.
 
@@ -55,10 +64,7 @@ def to_model_input(image: np.ndarray, max_side: int) -> torch.Tensor:
     feeding a 3888x3888 figure would paste every mask at 15 megapixels. Downscaling first keeps
     memory bounded; `event_mask` restores the exact original size at the end.
     """
-    scale = working_scale(image.shape[:2], max_side)
-    if scale < 1.0:
-        h, w = image.shape[:2]
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    image = fit_within(image, max_side)
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
