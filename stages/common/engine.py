@@ -33,7 +33,7 @@ from tqdm import tqdm
 from stages.common.config import InferParams, Params, TrainParams
 from stages.common.dataset import ForgeryDataset, collate_fn, seed_worker
 from stages.common.distributed import DistContext, sum_across_processes
-from stages.common.infer import predictions_from_outputs, to_model_input
+from stages.common.infer import answer, detect
 from stages.common.io import atomic_path
 from stages.common.metric import image_score
 from stages.common.model import unwrap
@@ -248,7 +248,7 @@ def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, inf
                  max_side: int) -> float:
     """The competition's oF1 over the loader's images, answered as the evaluate stage answers.
 
-    Images are downscaled to `max_side` before the model as in `infer.detect`; predictions come
+    Images go through `infer.detect` and `infer.answer`, as in the evaluate stage; predictions come
     back at the original size. An authentic image scores 1 iff nothing is predicted.
     """
     was_training = model.training
@@ -257,9 +257,7 @@ def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, inf
     try:
         for images, targets in tqdm(loader, desc="validation oF1", unit="batch", leave=False):
             rgb = [tensor_to_rgb(im) for im in images]
-            inputs = [to_model_input(im, max_side).to(device) for im in rgb]
-            outputs = model(inputs)
-            predictions = predictions_from_outputs(outputs, [im.shape[:2] for im in rgb], infer_params, images=rgb)
+            predictions = [answer(d, infer_params, im) for d, im in zip(detect(model, rgb, device, max_side), rgb)]
             for prediction, target in zip(predictions, targets):
                 truth = [m.numpy().astype(bool) for m in target["masks"]]
                 scores.append(image_score(truth, prediction.instances))

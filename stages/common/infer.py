@@ -89,20 +89,6 @@ def detections_from_output(output: dict, image_hw: tuple[int, int], min_score: f
 # ---------------------------------------------------------------- detections -> answer
 
 
-def predictions_from_outputs(outputs: list[dict], images_hw: list[tuple[int, int]], params: InferParams,
-                             images: list[np.ndarray] | None = None) -> list[Prediction]:
-    """Model outputs (eval mode) -> one Prediction per image at its original size.
-
-    `images` (RGB, original size) enables grouping detections by content; without them,
-    detections are only merged by overlap.
-    """
-    images = images if images is not None else [None] * len(outputs)
-    return [
-        answer(detections_from_output(out, hw), params, image)
-        for out, hw, image in zip(outputs, images_hw, images)
-    ]
-
-
 def answer(dets: Detections, params: InferParams, image: np.ndarray | None = None) -> Prediction:
     """Threshold, merge, group and cap detections; call the image authentic or forged."""
     best = float(dets.scores[0]) if len(dets.scores) else 0.0
