@@ -26,7 +26,7 @@ from PIL import Image
 from bench.report import update_report
 from stages.common import engine
 from stages.common.config import Params, load_params
-from stages.common.dataset import ForgeryDataset, build_train_transform
+from stages.common.dataset import ForgeryDataset, build_train_transform, evidence_params
 from stages.common.distributed import DistContext
 from stages.common.model import build_model
 
@@ -88,7 +88,9 @@ def measure_arch(params: Params, arch: str, rows: pd.DataFrame, root: Path, devi
     model_params = dataclasses.replace(params.model, arch=arch, backbone_weights="none")
     model = build_model(model_params).to(device)
     optimizer = engine.build_optimizer(model, params.train)
-    dataset = ForgeryDataset(rows, root, build_train_transform(params.augment), params.data.max_image_pixels)
+    # With keypoint evidence the first repeat also runs the keypoint detector; later ones hit its cache.
+    dataset = ForgeryDataset(rows, root, build_train_transform(params.augment), params.data.max_image_pixels,
+                             evidence_params(params))
     loader = engine.make_train_loader(dataset, params.train, DistContext(rank=0, world_size=1, device=device))
     # The bare loop sees the same sizes and targets, but its images are random and already in memory.
     in_memory = [([torch.rand_like(im) for im in images], targets) for images, targets in loader]

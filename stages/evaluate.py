@@ -16,10 +16,10 @@ from sklearn.metrics import precision_recall_curve
 from tqdm import tqdm
 
 from stages.common.config import load_params
-from stages.common.detectors import DETECTORS, fuse, keypoint_prediction
+from stages.common.detectors import DETECTORS, detect_with_evidence, fuse, keypoint_prediction
 from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, summarize,
                                       sweep_fusion, sweep_thresholds)
-from stages.common.infer import answer, detect, fit_within
+from stages.common.infer import answer, fit_within
 from stages.common.io import write_csv, write_json
 from stages.common.keypoint import detect_copy_move
 from stages.common.model import load_model
@@ -40,8 +40,8 @@ def main() -> None:
     for item in tqdm(labelled_images(rows, Path(params.data.root), params.data.max_image_pixels),
                      total=len(rows), desc="evaluate", unit="img"):
         images.append(item)
-        dets.append(detect(model, [item.image], device, model_params.max_size)[0])
         keypoints.append(detect_copy_move(item.image, params.keypoint))
+        dets.append(detect_with_evidence(model, item.image, keypoints[-1], device, model_params.max_size))
         work_images.append(fit_within(item.image, model_params.max_size))
 
     truths = [im.truth for im in images]

@@ -16,7 +16,7 @@ import torch
 
 from stages.common import engine
 from stages.common.config import Params, ParamsError, load_params
-from stages.common.dataset import DatasetError, ForgeryDataset, build_train_transform, read_split
+from stages.common.dataset import DatasetError, ForgeryDataset, build_train_transform, evidence_params, read_split
 from stages.common.distributed import DistContext, barrier, close_distributed, init_distributed, wrap_model
 from stages.common.io import InputError, OutputError
 from stages.common.model import ModelError, build_model, save_checkpoint, unwrap
@@ -44,8 +44,9 @@ def train(params: Params, ctx: DistContext) -> None:
     train_rows, val_rows = (read_split(path) for path in split_files)
     val_rows = engine.validation_subset(val_rows, params.train.val_max_images, params.train.seed)
     root, max_pixels = Path(params.data.root), params.data.max_image_pixels
-    train_set = ForgeryDataset(train_rows, root, build_train_transform(params.augment), max_pixels)
-    val_set = ForgeryDataset(val_rows, root, None, max_pixels)
+    keypoint = evidence_params(params)
+    train_set = ForgeryDataset(train_rows, root, build_train_transform(params.augment), max_pixels, keypoint)
+    val_set = ForgeryDataset(val_rows, root, None, max_pixels, keypoint)
     train_loader = engine.make_train_loader(train_set, params.train, ctx)
     val_loader = engine.make_val_loader(val_set, params.train)
 

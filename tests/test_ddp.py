@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from stages.common.model import load_model
+from stages.common.model import evidence_channels, load_model
 from test_train import REPO, make_tiny_project
 
 
@@ -33,4 +33,4 @@ def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path):
 
     model, _ = load_model(project / "models/model.pt")
     with torch.no_grad():
-        assert set(model([torch.rand(3, 64, 64)])[0]) == {"boxes", "labels", "scores", "masks"}
+        assert set(model([torch.rand(3 + evidence_channels(model), 64, 64)])[0]) == {"boxes", "labels", "scores", "masks"}

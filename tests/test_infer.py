@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from stages.common.config import load_params
-from stages.common.infer import Detections, answer, detections_from_output, merge_overlapping, to_model_input
+from stages.common.config import ModelParams
+from stages.common.infer import Detections, answer, detect, detections_from_output, merge_overlapping, to_model_input
+from stages.common.model import build_model
 
 INFER = dataclasses.replace(load_params().infer, score_threshold=0.5, image_threshold=0.5, mask_threshold=0.5,
                             min_area=4, merge_iou=0.5, group_ncc=0.7, max_instances=5)
@@ -87,6 +89,28 @@ def test_model_input_keeps_aspect_ratio_and_bounds_the_long_side():
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     small = to_model_input(textured_image(50, 70), max_side=450)
     assert small.shape == (3, 50, 70)
+
+
+def test_evidence_becomes_a_fourth_channel_scaled_with_the_image():
+    evidence = np.zeros((300, 900), np.float32)
+    evidence[:, :450] = 0.8
+    x = to_model_input(textured_image(300, 900), max_side=450, evidence=evidence)
+    assert x.shape == (4, 150, 450)
+    assert x[3, :, :200].min() == pytest.approx(0.8) and x[3, :, 250:].max() == 0.0
+    with pytest.raises(ValueError, match="does not match"):
+        to_model_input(textured_image(300, 900), max_side=450, evidence=evidence[:10])
+
+
+def test_detect_insists_on_evidence_exactly_when_the_model_takes_it():
+    image = textured_image(64, 80)
+    with_evidence = build_model(ModelParams("seed", 64, 96, "none", "keypoint"))
+    plain = build_model(ModelParams("seed", 64, 96, "none", "none"))
+    with pytest.raises(ValueError, match="takes 1 evidence channel"):
+        detect(with_evidence, [image], torch.device("cpu"), 96)
+    with pytest.raises(ValueError, match="takes 0 evidence channel"):
+        detect(plain, [image], torch.device("cpu"), 96, [np.zeros((64, 80), np.float32)])
+    dets = detect(with_evidence, [image], torch.device("cpu"), 96, [np.zeros((64, 80), np.float32)])
+    assert dets[0].image_hw == (64, 80)
 
 
 def test_detections_from_output_keeps_scores_above_floor():

@@ -20,6 +20,7 @@ from stages.common.keypoint import (
     Neighbours,
     detect_copy_move,
     detect_keypoints,
+    evidence_map,
     frame_transform,
     g2nn_matches,
     image_score,
@@ -418,3 +419,16 @@ def test_synthetic_figures_of_the_pipeline_are_handled():
         figure = synth.render_figure(kind, 300, 360, rng)
         for instance in detect_copy_move(figure.image, PARAMS):
             assert instance.mask.shape == figure.image.shape[:2] and 0.0 <= instance.score <= 1.0
+
+
+def test_evidence_map_is_each_pixels_best_instance_score():
+    a, b = np.zeros((6, 8), bool), np.zeros((6, 8), bool)
+    a[1:4, 1:4] = True
+    b[2:5, 2:7] = True
+    none = np.zeros((2, 3))
+    instances = [CopyMoveInstance(a, 0.4, (none,), 4), CopyMoveInstance(b, 0.9, (none,), 6)]
+    evidence = evidence_map(instances, (6, 8))
+    assert evidence.dtype == np.float32 and evidence.shape == (6, 8)
+    assert evidence[1, 1] == pytest.approx(0.4) and evidence[3, 3] == pytest.approx(0.9)
+    assert not evidence[~(a | b)].any()
+    assert not evidence_map([], (6, 8)).any()

@@ -10,14 +10,14 @@ import torchvision
 from stages.common import model as model_module
 from stages.common.config import ModelParams
 from stages.common.dataset import make_target
-from stages.common.model import (IMAGENET_MEAN, IMAGENET_STD, ModelError, build_model, load_model,
+from stages.common.model import (IMAGENET_MEAN, IMAGENET_STD, ModelError, build_model, evidence_channels, load_model,
                                  save_checkpoint)
 
 ARCHS = ("seed", "fpn")
 
 
-def tiny_params(arch: str, weights: str = "none") -> ModelParams:
-    return ModelParams(arch=arch, min_size=64, max_size=96, backbone_weights=weights)
+def tiny_params(arch: str, weights: str = "none", evidence: str = "none") -> ModelParams:
+    return ModelParams(arch=arch, min_size=64, max_size=96, backbone_weights=weights, evidence=evidence)
 
 
 def forged_sample(h: int, w: int) -> tuple[torch.Tensor, dict]:
@@ -104,7 +104,7 @@ def test_local_backbone_weights_load_and_freeze_batchnorm(tmp_path):
     path = tmp_path / "small.pth"
     torch.save(reference.state_dict(), path)
     model = build_model(tiny_params("seed", str(path)))
-    features = model.backbone[0]
+    features = model.backbone.features
     assert torch.equal(features[0][0].weight, reference.features[0][0].weight)
     assert isinstance(features[0][1], torchvision.ops.misc.FrozenBatchNorm2d)
 
@@ -175,3 +175,45 @@ def test_unknown_arch_is_rejected():
     with pytest.raises(ModelError, match="model.arch"):
         build_model(tiny_params("resnet"))
     assert set(model_module.BACKBONES) == set(ARCHS)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_evidence_channel_reaches_the_heads(arch):
+    torch.manual_seed(0)
+    model = build_model(tiny_params(arch, evidence="keypoint"))
+    assert evidence_channels(model) == 1 and evidence_channels(build_model(tiny_params(arch))) == 0
+    image, target = forged_sample(64, 80)
+    evidence = torch.zeros(1, 64, 80)
+    evidence[0, 5:20, 6:22] = 1.0
+    losses = train_step(model, [(torch.cat([image, evidence]), target)])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+    model.eval()
+    with torch.no_grad():
+        with_evidence = model.backbone(model.transform([torch.cat([image, evidence])])[0].tensors)
+        without = model.backbone(model.transform([torch.cat([image, torch.zeros_like(evidence)])])[0].tensors)
+    maps = with_evidence.values() if isinstance(with_evidence, dict) else [with_evidence]
+    others = without.values() if isinstance(without, dict) else [without]
+    # Every level the heads pool from sees the evidence, not only the finest.
+    assert all(not torch.allclose(a, b) for a, b in zip(maps, others))
+
+
+def test_evidence_is_not_normalised():
+    model = build_model(tiny_params("fpn", evidence="keypoint"))
+    assert model.transform.image_mean[3:] == [0.0] and model.transform.image_std[3:] == [1.0]
+
+
+def test_unknown_evidence_is_rejected():
+    with pytest.raises(ModelError, match="model.evidence"):
+        build_model(tiny_params("fpn", evidence="sift"))
+
+
+def test_checkpoint_of_another_format_is_a_clear_error(tmp_path):
+    path = tmp_path / "old.pt"
+    params = tiny_params("seed")
+    save_checkpoint(path, build_model(params), params)
+    state = torch.load(path, weights_only=True)
+    state["format"] = 1
+    torch.save(state, path)
+    with pytest.raises(ModelError, match="format 1 is not this code's .* retrain"):
+        load_model(path)

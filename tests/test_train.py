@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from stages import train as train_stage
 from stages.common import engine
 from stages.common.config import AugmentParams, ModelParams, load_params
+from stages.common.keypoint import detect_copy_move, evidence_map
 from stages.common.dataset import (DatasetError, ForgeryDataset, augment, build_train_transform, collate_fn,
                                    count_blobs, make_target, read_split)
 from stages.common.engine import evaluate_loss, lr_factor
@@ -173,15 +174,37 @@ def test_augmentation_that_removes_a_mask_drops_the_instance(tmp_path):
     image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
     crop = A.Compose([A.Crop(x_min=0, y_min=0, x_max=30, y_max=h)])
 
-    image_out, kept = augment(crop, image, masks)
+    image_out, kept, _ = augment(crop, image, masks)
     assert image_out.shape == (h, 30, 3)
     assert len(kept) == 1 and np.array_equal(kept[0], masks[0, :, :30])
     target = make_target(kept, 0)
     assert target["boxes"].tolist() == [[2, 2, 16, 26]]  # recomputed from the cropped mask
 
-    _, none_left = augment(A.Compose([A.Crop(x_min=32, y_min=0, x_max=44, y_max=h)]), image, masks)
+    _, none_left, _ = augment(A.Compose([A.Crop(x_min=32, y_min=0, x_max=44, y_max=h)]), image, masks)
     target = make_target(none_left, 0)
     assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, h, 12)
+
+
+def test_evidence_moves_with_the_image_and_is_never_blurred_or_recoloured():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    evidence = np.zeros((40, 60), np.float16)
+    evidence[5:15, 2:12] = 0.75
+    flip_and_blur = A.Compose([A.HorizontalFlip(p=1.0), A.GaussianBlur(blur_limit=(5, 5), p=1.0),
+                               A.RandomBrightnessContrast(p=1.0)])
+    _, _, moved = augment(flip_and_blur, image, np.zeros((0, 40, 60), np.uint8), evidence)
+    assert np.array_equal(moved, evidence[:, ::-1])
+
+
+def test_dataset_with_keypoint_params_adds_the_evidence_channel(tmp_path):
+    rows = pd.DataFrame(make_tiny_data(tmp_path, n_cases=2))
+    keypoint = load_params().keypoint
+    dataset = ForgeryDataset(rows, tmp_path, None, max_pixels=10**6, keypoint=keypoint)
+    image, _ = dataset[0]
+    plain, _ = ForgeryDataset(rows, tmp_path, None, max_pixels=10**6)[0]
+    assert image.shape == (4, *plain.shape[1:]) and torch.equal(image[:3], plain)
+    expected = evidence_map(detect_copy_move(dataset.load(0)[0], keypoint), plain.shape[1:])
+    assert torch.allclose(image[3], torch.from_numpy(expected), atol=1e-3)
 
 
 def test_augmentation_is_seeded_by_torch_and_flips_independently(tmp_path):
@@ -234,7 +257,7 @@ def test_validation_loss_leaves_batchnorm_statistics_alone(tmp_path):
     rows = pd.DataFrame(make_tiny_data(tmp_path, n_cases=3))
     loader = DataLoader(ForgeryDataset(rows, tmp_path, None, 10**6), batch_size=2, collate_fn=collate_fn)
     torch.manual_seed(0)
-    model = build_model(ModelParams("seed", 64, 96, "none"))
+    model = build_model(ModelParams("seed", 64, 96, "none", "none"))
     model.train()
     stats_before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
     rng_before = torch.get_rng_state()
@@ -286,7 +309,7 @@ def straight_run(tmp_path_factory):
 
 def test_stage_writes_model_last_and_dvclive(straight_run):
     model, params = load_model(straight_run / "models/model.pt")
-    assert params == ModelParams("seed", 64, 96, "none")
+    assert params == ModelParams("seed", 64, 96, "none", "keypoint")
     checkpoint = torch.load(straight_run / "models/model.pt", weights_only=True)
     assert checkpoint["class_names"] == ["background", "forgery"]
     assert checkpoint["epoch"] in (1, 2) and 0.0 <= checkpoint["val_of1"] <= 1.0
@@ -346,7 +369,7 @@ def test_finished_run_only_re_exports_and_other_params_start_afresh(straight_run
 
     with pytest.raises(AssertionError, match="trained"):
         run_stage(project, monkeypatch, **{"train.lr": 2e-3})
-    assert "ignoring models/last.pt: it was made with other params or data" in capsys.readouterr().out
+    assert "ignoring models/last.pt: it was made with other params, data or training code" in capsys.readouterr().out
 
 
 def fail_if_called(*args, **kwargs):

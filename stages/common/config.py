@@ -62,6 +62,7 @@ class ModelParams:
     min_size: int
     max_size: int
     backbone_weights: str
+    evidence: str
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class Params:
 
 CHOICES = {
     "model.arch": ("fpn", "seed"),
+    "model.evidence": ("none", "keypoint"),
     "train.scheduler": ("step", "cosine"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "infer.detector": ("maskrcnn", "keypoint", "fusion"),

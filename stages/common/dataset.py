@@ -4,6 +4,10 @@ One mask channel is one instance: the source object plus every copy of it. Insta
 they are (never merged or re-split by contours), and each box spans the whole instance. Authentic
 images are negatives with empty targets.
 
+With keypoint parameters, each sample also carries the keypoint detector's copy-evidence map as
+a fourth channel (`model.evidence: keypoint`); it is computed once per image, on the image as
+read, cached, and moved by the same flips and turns as the image.
+
 Augmentation moves image and masks together. An instance whose mask loses its pixels, or loses
 its copies (only one blob of several left in frame), is no longer a copy-move event and is
 dropped; boxes are always recomputed from the augmented masks.
@@ -20,8 +24,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from stages.common.config import AugmentParams
+from stages.common.config import AugmentParams, KeypointParams, Params
 from stages.common.io import InputError, load_mask, read_image
+from stages.common.keypoint import detect_copy_move, evidence_map
 
 # An instance smaller than this after augmentation carries too little signal to learn from.
 MIN_INSTANCE_PIXELS = 4
@@ -51,14 +56,21 @@ def build_train_transform(params: AugmentParams) -> A.Compose:
     ])
 
 
+def evidence_params(params: Params) -> KeypointParams | None:
+    """The keypoint params a dataset needs to add the evidence channel, or None when the model takes RGB only."""
+    return params.keypoint if params.model.evidence == "keypoint" else None
+
+
 class ForgeryDataset(Dataset):
     """Rows of a split CSV as (image, target) pairs; `transform` is None for validation.
 
     Paths in the rows are relative to `root`. A file that cannot be read raises InputError naming
-    the case, the split row and the reason.
+    the case, the split row and the reason. With `keypoint` params the image tensor has a fourth
+    channel, the copy-evidence map.
     """
 
-    def __init__(self, rows: pd.DataFrame, root: str | Path, transform: A.Compose | None, max_pixels: int):
+    def __init__(self, rows: pd.DataFrame, root: str | Path, transform: A.Compose | None, max_pixels: int,
+                 keypoint: KeypointParams | None = None):
         missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
         if missing:
             raise DatasetError(f"split rows lack column(s) {', '.join(missing)}")
@@ -66,6 +78,8 @@ class ForgeryDataset(Dataset):
         self.root = Path(root)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.keypoint = keypoint
+        self._evidence: dict[int, np.ndarray] = {}  # per process: DataLoader workers fill their own
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -75,9 +89,19 @@ class ForgeryDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, masks = self.load(index)
+        evidence = self.evidence(index, image) if self.keypoint is not None else None
         if self.transform is not None:
-            image, masks = augment(self.transform, image, masks)
-        return image_to_tensor(image), make_target(masks, index)
+            image, masks, evidence = augment(self.transform, image, masks, evidence)
+        tensor = image_to_tensor(image)
+        if evidence is not None:
+            tensor = torch.cat([tensor, torch.from_numpy(evidence.astype(np.float32))[None]])
+        return tensor, make_target(masks, index)
+
+    def evidence(self, index: int, image: np.ndarray) -> np.ndarray:
+        """The keypoint detector's copy-evidence map of the image, float16 (H, W), cached."""
+        if index not in self._evidence:
+            self._evidence[index] = evidence_map(detect_copy_move(image, self.keypoint), image.shape[:2]).astype(np.float16)
+        return self._evidence[index]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image (H, W, 3) uint8 and its instance masks (N, H, W) uint8, before augmentation."""
@@ -97,8 +121,10 @@ class ForgeryDataset(Dataset):
             raise InputError(e.code, f"case {row.case_id} ({row.label}, {row.image_path}): {e}") from e
 
 
-def augment(transform: A.Compose, image: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Apply `transform` to the image and every instance mask, dropping instances it destroyed.
+def augment(transform: A.Compose, image: np.ndarray, masks: np.ndarray, evidence: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Apply `transform` to the image, every instance mask and the evidence map (geometry only),
+    dropping instances it destroyed.
 
     The transform's randomness is drawn from torch's generator, which the training loop seeds (and
     DataLoader seeds per worker), so a run is reproducible whatever albumentations does by default.
@@ -106,13 +132,16 @@ def augment(transform: A.Compose, image: np.ndarray, masks: np.ndarray) -> tuple
     """
     seed = int(torch.randint(0, 2**31 - 1, ()).item())
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
-    out = transform(image=image, masks=list(masks)) if len(masks) else transform(image=image)
-    image_out = out["image"]
+    targets = {"masks": list(masks)} if len(masks) else {}
+    if evidence is not None:
+        targets["mask"] = evidence
+    out = transform(image=image, **targets)
+    image_out, evidence_out = out["image"], out.get("mask")
     if not len(masks):
-        return image_out, np.zeros((0, *image_out.shape[:2]), np.uint8)
+        return image_out, np.zeros((0, *image_out.shape[:2]), np.uint8), evidence_out
     kept = [after for before, after in zip(masks, out["masks"]) if instance_survives(before, np.asarray(after))]
     masks_out = np.stack(kept).astype(np.uint8) if kept else np.zeros((0, *image_out.shape[:2]), np.uint8)
-    return image_out, masks_out
+    return image_out, masks_out, evidence_out
 
 
 def instance_survives(before: np.ndarray, after: np.ndarray) -> bool:

@@ -16,7 +16,8 @@ import torch
 
 from .config import InferParams, KeypointParams
 from .infer import Detections, Prediction, answer, detect, overlap
-from .keypoint import CopyMoveInstance, detect_copy_move, image_score as keypoint_image_score
+from .keypoint import CopyMoveInstance, detect_copy_move, evidence_map, image_score as keypoint_image_score
+from .model import evidence_channels
 
 DETECTORS = ("maskrcnn", "keypoint", "fusion")
 SUPPORT_OVERLAP = 0.1  # share of the smaller mask that a detection must cover to support a keypoint instance
@@ -60,10 +61,18 @@ def _downscale(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 def predict_image(image: np.ndarray, detector: str, model, device: torch.device, infer: InferParams,
                   keypoint: KeypointParams, max_side: int) -> Prediction:
-    """One image through the chosen detector."""
+    """One image through the chosen detector; the keypoint detector runs at most once."""
+    instances = detect_copy_move(image, keypoint) if detector != "maskrcnn" or evidence_channels(model) else None
     if detector == "keypoint":
-        return keypoint_prediction(detect_copy_move(image, keypoint))
-    dets = detect(model, [image], device, max_side)[0]
+        return keypoint_prediction(instances)
+    dets = detect_with_evidence(model, image, instances, device, max_side)
     if detector == "maskrcnn":
         return answer(dets, infer, image)
-    return fuse(dets, detect_copy_move(image, keypoint), infer, image)
+    return fuse(dets, instances, infer, image)
+
+
+def detect_with_evidence(model, image: np.ndarray, instances: list[CopyMoveInstance] | None,
+                         device: torch.device, max_side: int) -> Detections:
+    """The model's detections on one image, fed the keypoint evidence when the model takes it."""
+    evidence = [evidence_map(instances, image.shape[:2])] if evidence_channels(model) else None
+    return detect(model, [image], device, max_side, evidence)[0]

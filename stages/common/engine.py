@@ -256,8 +256,9 @@ def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, inf
     scores: list[float] = []
     try:
         for images, targets in tqdm(loader, desc="validation oF1", unit="batch", leave=False):
-            rgb = [tensor_to_rgb(im) for im in images]
-            predictions = [answer(d, infer_params, im) for d, im in zip(detect(model, rgb, device, max_side), rgb)]
+            rgb = [tensor_to_rgb(im[:3]) for im in images]
+            evidence = [im[3].numpy() for im in images] if images[0].shape[0] > 3 else None
+            predictions = [answer(d, infer_params, im) for d, im in zip(detect(model, rgb, device, max_side, evidence), rgb)]
             for prediction, target in zip(predictions, targets):
                 truth = [m.numpy().astype(bool) for m in target["masks"]]
                 scores.append(image_score(truth, prediction.instances))
@@ -367,7 +368,7 @@ def load_resume_checkpoint(path: Path, fingerprint: str, model: nn.Module, optim
     if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
         return None, f"ignoring {path}: not a resume checkpoint of this version"
     if payload.get("fingerprint") != fingerprint:
-        return None, f"ignoring {path}: it was made with other params or data"
+        return None, f"ignoring {path}: it was made with other params, data or training code"
     try:
         unwrap(model).load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from .config import InferParams
+from .dataset import image_to_tensor
+from .model import evidence_channels
 
 GROUP_PATCH = 32  # side of the patches compared when grouping detections by content
 
@@ -57,23 +59,38 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def to_model_input(image: np.ndarray, max_side: int) -> torch.Tensor:
+def to_model_input(image: np.ndarray, max_side: int, evidence: np.ndarray | None = None) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (3, h, w) in [0, 1], downscaled so its long side <= max_side.
 
     Mask R-CNN resizes internally anyway, but it pastes its masks back at the input size:
     feeding a 3888x3888 figure would paste every mask at 15 megapixels. Downscaling first keeps
     memory bounded; `event_mask` restores the exact original size at the end.
+
+    An evidence map (float (H, W) in [0, 1]) becomes a fourth channel, downscaled alike.
     """
-    image = fit_within(image, max_side)
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    tensor = image_to_tensor(fit_within(image, max_side))
+    if evidence is None:
+        return tensor
+    if evidence.shape != image.shape[:2]:
+        raise ValueError(f"evidence map {evidence.shape} does not match the image {image.shape[:2]}")
+    return torch.cat([tensor, torch.from_numpy(fit_within(evidence.astype(np.float32), max_side))[None]])
 
 
 @torch.inference_mode()
 def detect(model, images: list[np.ndarray], device: torch.device, max_side: int,
+           evidence: list[np.ndarray] | None = None,
            min_score: float = 0.05, max_detections: int = 20) -> list[Detections]:
-    """Run the model in eval mode on RGB images; keep detections above `min_score`."""
+    """Run the model in eval mode on RGB images; keep detections above `min_score`.
+
+    A model built with `model.evidence` other than none needs one evidence map per image.
+    """
+    wanted = evidence_channels(model)
+    if bool(wanted) != (evidence is not None):
+        raise ValueError(f"the model takes {wanted} evidence channel(s); "
+                         f"got {'none' if evidence is None else 'evidence maps'}")
     model.eval()
-    inputs = [to_model_input(im, max_side).to(device) for im in images]
+    inputs = [to_model_input(im, max_side, ev).to(device)
+              for im, ev in zip(images, evidence if evidence is not None else [None] * len(images))]
     outputs = model(inputs)
     return [detections_from_output(out, im.shape[:2], min_score, max_detections) for out, im in zip(outputs, images)]
 

@@ -188,6 +188,17 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     return [_instance(group, (height, width), to_work) for group in events]
 
 
+def evidence_map(instances: list[CopyMoveInstance], hw: tuple[int, int]) -> np.ndarray:
+    """float32 (H, W) in [0, 1]: each pixel's best score among the instances that cover it.
+
+    The Mask R-CNN's fourth input channel under `model.evidence: keypoint`.
+    """
+    evidence = np.zeros(hw, np.float32)
+    for inst in instances:
+        np.maximum(evidence, np.where(inst.mask, np.float32(inst.score), np.float32(0.0)), out=evidence)
+    return evidence
+
+
 def image_score(instances: list[CopyMoveInstance]) -> float:
     """How forged the image looks, for ROC curves: the best instance score, 0 when there is none."""
     return max((inst.score for inst in instances), default=0.0)

@@ -9,9 +9,14 @@ Two architectures, chosen by `model.arch`:
   (plus the FPN's pooled level at 64) and gives each level anchors sized for it. A stride-8 tap
   costs a third more time per step on a CPU (measured), for features only five blocks deep.
 
+`model.evidence: keypoint` adds a fourth input channel, the keypoint detector's copy-evidence map
+(stages/common/keypoint.py). It skips the CNN's own layers and is appended, max-pooled, to every
+map the heads read: a copy-move is a relation between two places, which a from-scratch CNN did
+not learn to see in a CPU budget, whereas the keypoint detector finds it without training.
+
 Images go in as float RGB in [0, 1] at their own size. Mask R-CNN's transform normalises them
-with ImageNet's mean and std and resizes them, keeping the aspect ratio, to `model.min_size` /
-`model.max_size`; nothing else normalises or resizes.
+with ImageNet's mean and std (evidence channels pass unchanged) and resizes them, keeping the
+aspect ratio, to `model.min_size` / `model.max_size`; nothing else normalises or resizes.
 
 Normalisation layers: from scratch, BatchNorm trains its statistics; on pretrained weights the
 statistics are frozen (FrozenBatchNorm2d), as in torchvision's detection models, because a batch of
@@ -26,12 +31,14 @@ from pathlib import Path
 
 import torch
 import torchvision
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, MobileNet_V3_Small_Weights
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone
+from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from stages.common.config import ModelParams
@@ -40,22 +47,27 @@ from stages.common.io import atomic_path
 CLASS_NAMES = ("background", "forgery")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# Channels the model takes after RGB, by `model.evidence`: keypoint is the keypoint detector's
+# copy-evidence map (stages/common/keypoint.py, `evidence_map`).
+EVIDENCE_CHANNELS = {"none": 0, "keypoint": 1}
 
 BACKBONES = {
     "seed": ("mobilenet_v3_small", MobileNet_V3_Small_Weights.IMAGENET1K_V1),
     "fpn": ("mobilenet_v3_large", MobileNet_V3_Large_Weights.IMAGENET1K_V1),
 }
 
-# MobileNetV3-Large stages (torchvision's `returned_layers` numbering): 2 is stride 8, 3 stride 16,
-# 5 the last block at stride 32. The FPN adds a max-pooled level at stride 64.
-FPN_RETURNED_LAYERS = [3, 5]
+# MobileNetV3-Large blocks tapped for the FPN: 7 is the first at stride 16, 16 the last (stride 32);
+# torchvision's `returned_layers=[3, 5]`. The FPN adds a max-pooled level at stride 64.
+FPN_TAPS = (7, 16)
+FPN_CHANNELS = 256
 # One tuple per level, finest first, the same count on each so one RPN head serves all levels.
 # An instance's box spans the source and all its copies: from 16 px to most of the figure.
 FPN_ANCHOR_SIZES = ((16, 32, 48), (64, 96, 128), (192, 256, 384))
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 SEED_ANCHOR_SIZES = ((16, 32, 64, 128),)
+SEED_CHANNELS = 256
 
 # seed: the notebook's values. fpn: fewer proposals and sampled RoIs than torchvision's COCO
 # defaults, since a figure holds at most a handful of instances; halving the RoIs sampled per
@@ -88,20 +100,24 @@ def build_model(params: ModelParams, load_weights: bool = True) -> MaskRCNN:
     """
     if params.arch not in BACKBONES:
         raise ModelError(f"model.arch is {params.arch!r}; expected one of {', '.join(BACKBONES)}")
+    if params.evidence not in EVIDENCE_CHANNELS:
+        raise ModelError(f"model.evidence is {params.evidence!r}; expected one of {', '.join(EVIDENCE_CHANNELS)}")
+    evidence_channels = EVIDENCE_CHANNELS[params.evidence]
     pretrained = params.backbone_weights != "none"
     norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
     backbone_state = read_backbone_state(params) if pretrained and load_weights else None
     if params.arch == "seed":
-        backbone, anchors, box_pool, mask_pool = _seed_parts(norm_layer, backbone_state)
+        backbone, anchors, box_pool, mask_pool = _seed_parts(norm_layer, backbone_state, evidence_channels)
     else:
-        backbone, anchors, box_pool, mask_pool = _fpn_parts(norm_layer, backbone_state)
+        backbone, anchors, box_pool, mask_pool = _fpn_parts(norm_layer, backbone_state, evidence_channels)
+    # Evidence maps are in [0, 1] already: the transform leaves them as they are.
     return MaskRCNN(
         backbone,
         num_classes=len(CLASS_NAMES),
         min_size=params.min_size,
         max_size=params.max_size,
-        image_mean=list(IMAGENET_MEAN),
-        image_std=list(IMAGENET_STD),
+        image_mean=[*IMAGENET_MEAN, *[0.0] * evidence_channels],
+        image_std=[*IMAGENET_STD, *[1.0] * evidence_channels],
         rpn_anchor_generator=anchors,
         box_roi_pool=box_pool,
         mask_roi_pool=mask_pool,
@@ -109,40 +125,75 @@ def build_model(params: ModelParams, load_weights: bool = True) -> MaskRCNN:
     )
 
 
-def _seed_parts(norm_layer, backbone_state):
+def _seed_parts(norm_layer, backbone_state, evidence_channels: int):
     net = torchvision.models.mobilenet_v3_small(weights=None, norm_layer=norm_layer)
     if backbone_state is not None:
         _load_features(net.features, backbone_state, "mobilenet_v3_small")
-    features_out = net.features[-1].out_channels
-    backbone = nn.Sequential(
-        net.features,
-        nn.Conv2d(features_out, 256, kernel_size=1),
-        nn.BatchNorm2d(256),
-        nn.ReLU(inplace=True),
-    )
-    backbone.out_channels = 256
+    backbone = SeedBackbone(net.features, evidence_channels)
     anchors = AnchorGenerator(sizes=SEED_ANCHOR_SIZES, aspect_ratios=(ASPECT_RATIOS,))
     box_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
     mask_pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=14, sampling_ratio=2)
     return backbone, anchors, box_pool, mask_pool
 
 
-def _fpn_parts(norm_layer, backbone_state):
-    backbone = mobilenet_backbone(
-        backbone_name="mobilenet_v3_large",
-        weights=None,
-        fpn=True,
-        norm_layer=norm_layer,
-        trainable_layers=6,
-        returned_layers=FPN_RETURNED_LAYERS,
-    )
+def _fpn_parts(norm_layer, backbone_state, evidence_channels: int):
+    net = torchvision.models.mobilenet_v3_large(weights=None, norm_layer=norm_layer)
+    backbone = EvidenceFPN(net.features, evidence_channels)
     if backbone_state is not None:
         _load_features(backbone.body, backbone_state, "mobilenet_v3_large")
     anchors = AnchorGenerator(sizes=FPN_ANCHOR_SIZES, aspect_ratios=(ASPECT_RATIOS,) * len(FPN_ANCHOR_SIZES))
-    levels = [str(i) for i in range(len(FPN_RETURNED_LAYERS))]
+    levels = [str(i) for i in range(len(FPN_TAPS))]
     box_pool = MultiScaleRoIAlign(featmap_names=levels, output_size=7, sampling_ratio=2)
     mask_pool = MultiScaleRoIAlign(featmap_names=levels, output_size=14, sampling_ratio=2)
     return backbone, anchors, box_pool, mask_pool
+
+
+class EvidenceFPN(nn.Module):
+    """MobileNetV3-Large features and an FPN over strides 16 and 32 (plus a pooled level at 64).
+
+    Input channels past the first three are evidence maps (see `attach_evidence`); with none it
+    is torchvision's `mobilenet_backbone(fpn=True)`, parameter for parameter.
+    """
+
+    def __init__(self, features: nn.Sequential, evidence_channels: int):
+        super().__init__()
+        self.body = IntermediateLayerGetter(features, return_layers={str(i): str(level) for level, i in enumerate(FPN_TAPS)})
+        in_channels = [features[i].out_channels + evidence_channels for i in FPN_TAPS]
+        self.fpn = FeaturePyramidNetwork(in_channels, FPN_CHANNELS, extra_blocks=LastLevelMaxPool())
+        self.out_channels = FPN_CHANNELS
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        maps = self.body(x[:, :3])
+        return self.fpn({name: attach_evidence(m, x[:, 3:]) for name, m in maps.items()})
+
+
+class SeedBackbone(nn.Module):
+    """The notebook's single map: MobileNetV3-Small features, a 1x1 conv to 256, BatchNorm, ReLU."""
+
+    def __init__(self, features: nn.Sequential, evidence_channels: int):
+        super().__init__()
+        self.features = features
+        self.neck = nn.Sequential(
+            nn.Conv2d(features[-1].out_channels + evidence_channels, SEED_CHANNELS, kernel_size=1),
+            nn.BatchNorm2d(SEED_CHANNELS),
+            nn.ReLU(inplace=True),
+        )
+        self.out_channels = SEED_CHANNELS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neck(attach_evidence(self.features(x[:, :3]), x[:, 3:]))
+
+
+def attach_evidence(feature_map: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
+    """The feature map with the evidence channels, max-pooled to its size, appended.
+
+    Max-pooling keeps a copied blob that is smaller than one cell of the map. Every level gets
+    the evidence because the FPN's top-down path only carries coarse levels to fine ones, and an
+    event's box, which spans the source and its copies, is often pooled from a coarse level.
+    """
+    if evidence.shape[1] == 0:
+        return feature_map
+    return torch.cat([feature_map, F.adaptive_max_pool2d(evidence, feature_map.shape[-2:])], dim=1)
 
 
 # ---------------------------------------------------------------- pretrained backbone weights
@@ -195,6 +246,11 @@ def _load_features(features: nn.Module, state: dict[str, torch.Tensor], name: st
 # ---------------------------------------------------------------- checkpoints
 
 
+def evidence_channels(model: nn.Module) -> int:
+    """How many evidence channels the model takes after RGB, as its transform normalises them."""
+    return len(unwrap(model).transform.image_mean) - 3
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model inside DistributedDataParallel (or the model itself)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -224,6 +280,9 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise ModelError(f"{path}: corrupt or not a checkpoint of this project ({type(e).__name__}: {e})") from e
     if not isinstance(state, dict) or not {"model", "model_params"} <= state.keys():
         raise ModelError(f"{path}: not a checkpoint of this project (no 'model' and 'model_params' entries)")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: checkpoint format {state.get('format')} is not this code's {CHECKPOINT_FORMAT} "
+                         f"(made by another version of the project): retrain it (dvc repro train)")
     return state
 
 
