@@ -13,7 +13,8 @@ from test_train import REPO, make_tiny_project
 
 
 def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path):
-    project = make_tiny_project(tmp_path / "project", n_cases=8)
+    # With the evidence channel, so that the four-channel path runs through the stage end to end.
+    project = make_tiny_project(tmp_path / "project", n_cases=8, **{"model.evidence": "keypoint"})
     logs = tmp_path / "logs"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--log-dir", str(logs),
@@ -31,6 +32,7 @@ def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path):
     assert written == {"dvclive/metrics.json", "models/last.pt", "models/model.pt"} | curves
     assert json.loads((project / "dvclive/metrics.json").read_text())["step"] == 1
 
-    model, _ = load_model(project / "models/model.pt")
+    model, model_params = load_model(project / "models/model.pt")
+    assert model_params.evidence == "keypoint" and evidence_channels(model) == 1
     with torch.no_grad():
         assert set(model([torch.rand(3 + evidence_channels(model), 64, 64)])[0]) == {"boxes", "labels", "scores", "masks"}

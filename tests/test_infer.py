@@ -123,3 +123,18 @@ def test_detections_from_output_keeps_scores_above_floor():
     dets = detections_from_output(out, (40, 48), min_score=0.05)
     assert dets.scores.tolist() == pytest.approx([0.9, 0.3])
     assert dets.masks.shape == (2, 10, 12) and dets.image_hw == (40, 48)
+
+
+@pytest.mark.parametrize("evidence, detector, keypoint_runs", [
+    ("keypoint", "maskrcnn", 1), ("keypoint", "fusion", 1), ("none", "maskrcnn", 0), ("none", "fusion", 1),
+])
+def test_predict_runs_the_keypoint_detector_once_and_only_when_needed(monkeypatch, evidence, detector, keypoint_runs):
+    from stages.common import detectors
+    runs = []
+    monkeypatch.setattr(detectors, "detect_copy_move", lambda image, params: runs.append(image.shape) or [])
+    model = build_model(ModelParams("seed", 64, 96, "none", evidence))
+    params = load_params()
+    prediction = detectors.predict_image(textured_image(64, 80), detector, model, torch.device("cpu"),
+                                         INFER, params.keypoint, 96)
+    assert len(runs) == keypoint_runs
+    assert all(m.shape == (64, 80) for m in prediction.instances)

@@ -309,7 +309,7 @@ def straight_run(tmp_path_factory):
 
 def test_stage_writes_model_last_and_dvclive(straight_run):
     model, params = load_model(straight_run / "models/model.pt")
-    assert params == ModelParams("seed", 64, 96, "none", "keypoint")
+    assert params == ModelParams("seed", 64, 96, "none", "none")
     checkpoint = torch.load(straight_run / "models/model.pt", weights_only=True)
     assert checkpoint["class_names"] == ["background", "forgery"]
     assert checkpoint["epoch"] in (1, 2) and 0.0 <= checkpoint["val_of1"] <= 1.0
