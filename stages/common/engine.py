@@ -36,7 +36,7 @@ from stages.common.distributed import DistContext, sum_across_processes
 from stages.common.infer import answer, detect
 from stages.common.io import atomic_path
 from stages.common.metric import image_score
-from stages.common.model import unwrap
+from stages.common.model import evidence_channels, unwrap
 
 RESUME_FORMAT = 1
 VALIDATION_SEED = 12345  # proposal sampling in the validation-loss pass, the same every epoch
@@ -257,7 +257,7 @@ def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, inf
     try:
         for images, targets in tqdm(loader, desc="validation oF1", unit="batch", leave=False):
             rgb = [tensor_to_rgb(im[:3]) for im in images]
-            evidence = [im[3].numpy() for im in images] if images[0].shape[0] > 3 else None
+            evidence = [im[3].numpy() for im in images] if evidence_channels(model) else None
             predictions = [answer(d, infer_params, im) for d, im in zip(detect(model, rgb, device, max_side, evidence), rgb)]
             for prediction, target in zip(predictions, targets):
                 truth = [m.numpy().astype(bool) for m in target["masks"]]

@@ -30,13 +30,13 @@ import urllib.error
 from pathlib import Path
 
 import torch
-import torchvision
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, MobileNet_V3_Small_Weights
+from torchvision.models._utils import IntermediateLayerGetter  # what torchvision's BackboneWithFPN uses
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
