@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from stages import train as train_stage
 from stages.common import engine
 from stages.common.config import AugmentParams, ModelParams, load_params
-from stages.common.keypoint import detect_copy_move, evidence_map
+from stages.common.keypoint import CopyMoveInstance
 from stages.common.dataset import (DatasetError, ForgeryDataset, augment, build_train_transform, collate_fn,
                                    count_blobs, make_target, read_split)
 from stages.common.engine import evaluate_loss, lr_factor
@@ -196,15 +196,24 @@ def test_evidence_moves_with_the_image_and_is_never_blurred_or_recoloured():
     assert np.array_equal(moved, evidence[:, ::-1])
 
 
-def test_dataset_with_keypoint_params_adds_the_evidence_channel(tmp_path):
+def test_dataset_with_keypoint_params_adds_the_evidence_channel_once_per_image(tmp_path, monkeypatch):
+    from stages.common import dataset as dataset_module
     rows = pd.DataFrame(make_tiny_data(tmp_path, n_cases=2))
-    keypoint = load_params().keypoint
-    dataset = ForgeryDataset(rows, tmp_path, None, max_pixels=10**6, keypoint=keypoint)
-    image, _ = dataset[0]
     plain, _ = ForgeryDataset(rows, tmp_path, None, max_pixels=10**6)[0]
+    copied = np.zeros(plain.shape[1:], bool)
+    copied[2:9, 3:12] = True
+    runs = []
+
+    def fake_keypoint_detector(image, params):
+        runs.append(image.shape)
+        return [CopyMoveInstance(copied, 0.6, (np.zeros((2, 3)),), 5)]
+
+    monkeypatch.setattr(dataset_module, "detect_copy_move", fake_keypoint_detector)
+    dataset = ForgeryDataset(rows, tmp_path, None, max_pixels=10**6, keypoint=load_params().keypoint)
+    image, _ = dataset[0]
     assert image.shape == (4, *plain.shape[1:]) and torch.equal(image[:3], plain)
-    expected = evidence_map(detect_copy_move(dataset.load(0)[0], keypoint), plain.shape[1:])
-    assert torch.allclose(image[3], torch.from_numpy(expected), atol=1e-3)
+    assert torch.allclose(image[3], torch.from_numpy(copied * np.float32(0.6)), atol=1e-3)
+    assert torch.equal(dataset[0][0], image) and len(runs) == 1  # cached: one keypoint pass per image
 
 
 def test_augmentation_is_seeded_by_torch_and_flips_independently(tmp_path):

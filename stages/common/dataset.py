@@ -92,10 +92,7 @@ class ForgeryDataset(Dataset):
         evidence = self.evidence(index, image) if self.keypoint is not None else None
         if self.transform is not None:
             image, masks, evidence = augment(self.transform, image, masks, evidence)
-        tensor = image_to_tensor(image)
-        if evidence is not None:
-            tensor = torch.cat([tensor, torch.from_numpy(evidence.astype(np.float32))[None]])
-        return tensor, make_target(masks, index)
+        return image_to_tensor(image, evidence), make_target(masks, index)
 
     def evidence(self, index: int, image: np.ndarray) -> np.ndarray:
         """The keypoint detector's copy-evidence map of the image, float16 (H, W), cached."""
@@ -188,10 +185,16 @@ def masks_to_boxes(masks: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(boxes)
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 to (3, H, W) float32 in [0, 1]; Mask R-CNN normalises it, nothing else."""
+def image_to_tensor(image: np.ndarray, evidence: np.ndarray | None = None) -> torch.Tensor:
+    """(H, W, 3) uint8 to (3, H, W) float32 in [0, 1]; Mask R-CNN normalises it, nothing else.
+
+    An evidence map (H, W) in [0, 1] becomes a fourth channel.
+    """
     # read_image's arrays are read-only views of PIL's buffer; torch wants a writable array.
-    return torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    tensor = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    if evidence is None:
+        return tensor
+    return torch.cat([tensor, torch.from_numpy(evidence.astype(np.float32))[None]])
 
 
 def collate_fn(batch):

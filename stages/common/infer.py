@@ -68,12 +68,10 @@ def to_model_input(image: np.ndarray, max_side: int, evidence: np.ndarray | None
 
     An evidence map (float (H, W) in [0, 1]) becomes a fourth channel, downscaled alike.
     """
-    tensor = image_to_tensor(fit_within(image, max_side))
-    if evidence is None:
-        return tensor
-    if evidence.shape != image.shape[:2]:
+    if evidence is not None and evidence.shape != image.shape[:2]:
         raise ValueError(f"evidence map {evidence.shape} does not match the image {image.shape[:2]}")
-    return torch.cat([tensor, torch.from_numpy(fit_within(evidence.astype(np.float32), max_side))[None]])
+    scaled_evidence = None if evidence is None else fit_within(evidence.astype(np.float32), max_side)
+    return image_to_tensor(fit_within(image, max_side), scaled_evidence)
 
 
 @torch.inference_mode()
