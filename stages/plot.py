@@ -44,7 +44,7 @@ def plot_training_curves(metrics_dir: Path, out: Path) -> None:
               for p in sorted(metrics_dir.rglob("*.tsv"))}
     panels = {
         "loss": [k for k in series if "loss" in k],
-        "validation oF1": [k for k in series if "of1" in k],
+        "validation oF1 and image AUC": [k for k in series if "of1" in k or "image_auc" in k],
         "learning rate": [k for k in series if k.endswith("lr")],
     }
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

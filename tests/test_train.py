@@ -22,6 +22,7 @@ from stages.common.keypoint import CopyMoveInstance
 from stages.common.dataset import (DatasetError, ForgeryDataset, augment, build_train_transform, collate_fn,
                                    count_blobs, make_target, read_split)
 from stages.common.engine import evaluate_loss, lr_factor
+from stages.common.infer import Detections
 from stages.common.model import build_model, load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,6 +287,39 @@ def test_validation_loss_leaves_batchnorm_statistics_alone(tmp_path):
     assert any(not torch.equal(model.state_dict()[k], v) for k, v in stats_before.items())
 
 
+def test_validation_answers_score_of1_and_rank_images_by_their_best_detection(tmp_path, monkeypatch):
+    rows = pd.DataFrame(make_tiny_data(tmp_path, n_cases=3))
+    loader = DataLoader(ForgeryDataset(rows, tmp_path, None, 10**6), batch_size=2, collate_fn=collate_fn)
+    model = build_model(ModelParams("seed", 64, 96, "none", "none"))
+    infer_params = load_params(REPO / "params.yaml").infer
+    truths = {}  # image bytes -> its true instances, so the stand-in detector can answer per image
+    for images, targets in loader:
+        for image, target in zip(images, targets):
+            truths[engine.tensor_to_rgb(image).tobytes()] = target["masks"].numpy()
+
+    def stand_in_detect(forged_score, authentic_score):
+        def detect(model, images, device, max_side, evidence=None):
+            out = []
+            for image in images:
+                masks = truths[image.tobytes()]
+                if len(masks):  # one detection per true instance: a perfect answer when confident
+                    out.append(Detections(np.full(len(masks), forged_score, np.float32), masks.astype(np.float16), image.shape[:2]))
+                else:  # a stray detection of a quarter of the image
+                    stray = np.zeros((1, *image.shape[:2]), np.float16)
+                    stray[0, : image.shape[0] // 2, : image.shape[1] // 2] = 1
+                    out.append(Detections(np.array([authentic_score], np.float32), stray, image.shape[:2]))
+            return out
+        return detect
+
+    monkeypatch.setattr(engine, "detect", stand_in_detect(forged_score=0.9, authentic_score=0.2))
+    right = engine.evaluate_answers(model, loader, torch.device("cpu"), infer_params, 96)
+    assert right.of1 == 1.0 and right.image_auc == 1.0
+
+    monkeypatch.setattr(engine, "detect", stand_in_detect(forged_score=0.2, authentic_score=0.9))
+    wrong = engine.evaluate_answers(model, loader, torch.device("cpu"), infer_params, 96)
+    assert wrong.of1 == 0.0 and wrong.image_auc == 0.0  # every image answered wrong, ranked last
+
+
 # ---------------------------------------------------------------- the stage
 
 
@@ -326,9 +360,11 @@ def test_stage_writes_model_last_and_dvclive(straight_run):
     metrics = json.loads((straight_run / "dvclive/metrics.json").read_text())
     assert metrics["step"] == 1
     assert {"loss", "loss_mask", "images_per_s", "epoch_s"} <= metrics["train"].keys()
-    assert {"loss", "of1"} <= metrics["val"].keys() and "lr" in metrics
+    assert {"loss", "of1", "image_auc"} <= metrics["val"].keys() and "lr" in metrics
     of1 = pd.read_csv(straight_run / "dvclive/plots/metrics/val/of1.tsv", sep="\t")
     assert of1.step.tolist() == [0, 1]
+    auc = pd.read_csv(straight_run / "dvclive/plots/metrics/val/image_auc.tsv", sep="\t")
+    assert auc.step.tolist() == [0, 1] and auc.image_auc.between(0, 1).all()
     assert checkpoint["val_of1"] == of1.of1.max()
     # The pipeline's dvc.yaml declares what to track: DVCLive writes neither its own nor a report.
     assert sorted(p.name for p in (straight_run / "dvclive").iterdir()) == ["metrics.json", "plots"]

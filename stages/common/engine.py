@@ -35,7 +35,7 @@ from stages.common.dataset import ForgeryDataset, collate_fn, seed_worker
 from stages.common.distributed import DistContext, sum_across_processes
 from stages.common.infer import answer, detect
 from stages.common.io import atomic_path
-from stages.common.metric import image_score
+from stages.common.metric import image_auc, image_score
 from stages.common.model import evidence_channels, unwrap
 
 RESUME_FORMAT = 1
@@ -243,17 +243,28 @@ def tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
     return image.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+@dataclass(frozen=True)
+class AnswerScores:
+    of1: float
+    image_auc: float | None  # None when the images hold only one class
+
+
 @torch.no_grad()
-def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, infer_params: InferParams,
-                 max_side: int) -> float:
-    """The competition's oF1 over the loader's images, answered as the evaluate stage answers.
+def evaluate_answers(model: nn.Module, loader: DataLoader, device: torch.device, infer_params: InferParams,
+                     max_side: int) -> AnswerScores:
+    """The competition's oF1 over the loader's images, answered as the evaluate stage answers, and
+    the ROC-AUC of each image's best detection score.
 
     Images go through `infer.detect` and `infer.answer`, as in the evaluate stage; predictions come
-    back at the original size. An authentic image scores 1 iff nothing is predicted.
+    back at the original size. An authentic image scores 1 iff nothing is predicted. The AUC needs
+    no threshold: a model that is learning to rank forged images first shows it there while its
+    oF1 still sits on the all-authentic floor.
     """
     was_training = model.training
     model.eval()
     scores: list[float] = []
+    confidences: list[float] = []
+    forged: list[bool] = []
     try:
         for images, targets in tqdm(loader, desc="validation oF1", unit="batch", leave=False):
             rgb = [tensor_to_rgb(im[:3]) for im in images]
@@ -262,25 +273,29 @@ def evaluate_of1(model: nn.Module, loader: DataLoader, device: torch.device, inf
             for prediction, target in zip(predictions, targets):
                 truth = [m.numpy().astype(bool) for m in target["masks"]]
                 scores.append(image_score(truth, prediction.instances))
+                confidences.append(prediction.image_score)
+                forged.append(bool(truth))
     finally:
         model.train(was_training)
-    return float(np.mean(scores)) if scores else float("nan")
+    if not scores:
+        return AnswerScores(of1=float("nan"), image_auc=None)
+    return AnswerScores(of1=float(np.mean(scores)), image_auc=image_auc(np.array(forged), np.array(confidences)))
 
 
 @dataclass(frozen=True)
 class Validation:
     losses: dict[str, float]
-    of1: float
+    answers: AnswerScores
     seconds: float
 
 
 def validate(model: nn.Module, loader: DataLoader, device: torch.device, infer_params: InferParams,
              max_side: int) -> Validation:
-    """Validation loss and oF1 of the bare model (never the DDP wrapper: rank 0 validates alone)."""
+    """Validation loss, oF1 and image AUC of the bare model (never the DDP wrapper: rank 0 validates alone)."""
     start = time.perf_counter()
     losses = evaluate_loss(model, loader, device)
-    of1 = evaluate_of1(model, loader, device, infer_params, max_side)
-    return Validation(losses=losses, of1=of1, seconds=time.perf_counter() - start)
+    answers = evaluate_answers(model, loader, device, infer_params, max_side)
+    return Validation(losses=losses, answers=answers, seconds=time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------- run state and resuming
@@ -390,7 +405,9 @@ def epoch_record(stats: EpochStats, validation: Validation) -> dict[str, float]:
     return {
         **{f"train/{k}": v for k, v in stats.losses.items()},
         **{f"val/{k}": v for k, v in validation.losses.items()},
-        "val/of1": validation.of1,
+        "val/of1": validation.answers.of1,
+        # Left out, not NaN, when undefined: a NaN breaks the plots of the whole series.
+        **({"val/image_auc": validation.answers.image_auc} if validation.answers.image_auc is not None else {}),
         "lr": stats.lr,
         "train/images_per_s": stats.images_per_second,
         "train/epoch_s": stats.seconds,
@@ -420,6 +437,6 @@ def log_epoch(live: Live, record: dict[str, float]) -> None:
 
 def format_record(epoch: int, record: dict[str, float]) -> str:
     return (f"epoch {epoch}: train loss {record['train/loss']:.4f}, val loss {record['val/loss']:.4f}, "
-            f"val oF1 {record['val/of1']:.4f}, lr {record['lr']:.2e}, "
+            f"val oF1 {record['val/of1']:.4f}, val image AUC {record.get('val/image_auc', float('nan')):.3f}, lr {record['lr']:.2e}, "
             f"{record['train/images_per_s']:.2f} img/s, {record['train/epoch_s']:.0f} s + "
             f"{record['val/epoch_s']:.0f} s validation")

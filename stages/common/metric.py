@@ -313,13 +313,20 @@ def image_level_scores(is_forged: np.ndarray, image_score: np.ndarray, predicted
     tp = int(np.count_nonzero(truth & called))
     precision = _ratio(tp, int(called.sum()))
     recall = _ratio(tp, int(truth.sum()))
-    both_classes = 0 < truth.sum() < len(truth)
     return {
         "image_precision": precision,
         "image_recall": recall,
         "image_f1": _ratio(2 * precision * recall, precision + recall),
-        "image_auc": float(roc_auc_score(truth, confidence)) if both_classes else None,
+        "image_auc": image_auc(truth, confidence),
     }
+
+
+def image_auc(is_forged: np.ndarray, image_score: np.ndarray) -> float | None:
+    """ROC-AUC of `image_score` at telling forged images from authentic ones; None with one class only."""
+    truth = np.asarray(is_forged, dtype=bool)
+    if not 0 < truth.sum() < len(truth):
+        return None
+    return float(roc_auc_score(truth, np.asarray(image_score, dtype=np.float64)))
 
 
 # ---------------------------------------------------------------- helpers
