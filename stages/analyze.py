@@ -1,6 +1,7 @@
 """Describe the dataset from the index: `python -m stages.analyze`.
 
-Writes reports/analysis.json and the figures sizes, instances, forged_area and sample_grid
+Writes reports/analysis.json (with the forgery kinds and their areas, on data with a meta.csv)
+and the figures sizes, instances, forged_area and sample_grid
 under reports/figures/.
 """
 from pathlib import Path
@@ -18,6 +19,7 @@ from stages.common.analysis import (
 from stages.common.config import load_params
 from stages.common.index import read_index
 from stages.common.io import InputError, write_json
+from stages.common.kinds import kind_distribution, read_meta
 
 REPORT = Path("reports/analysis.json")
 FIGURES = Path("reports/figures")
@@ -32,11 +34,15 @@ def main() -> None:
         raise SystemExit(str(e)) from None
     try:
         components = instance_components(index, root)
-        samples = pick_samples(index, read_kinds(root))
+        meta = read_meta(root)
+        samples = pick_samples(index, read_kinds(meta))
         plot_sample_grid(samples, root, params.data.max_image_pixels, FIGURES / "sample_grid.png")
     except (InputError, FileNotFoundError) as e:
         raise SystemExit(f"{e}: the data changed since {params.data.index} was built; run build-index again") from None
-    write_json(REPORT, summarize(index, components))
+    report = summarize(index, components)
+    if meta is not None:
+        report["forgery_kinds"] = kind_distribution(meta)
+    write_json(REPORT, report)
     plot_sizes(index, FIGURES / "sizes.png")
     plot_instances(index, components, FIGURES / "instances.png")
     plot_forged_area(index, FIGURES / "forged_area.png")

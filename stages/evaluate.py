@@ -4,7 +4,9 @@
 
 `reports/metrics.json` carries the detector chosen by `infer.detector` at the top level, the
 three detectors side by side under `detectors`, and the threshold calibration under
-`calibration`. The numbers at the top use the thresholds in params.yaml, never tuned ones.
+`calibration`, and (on data with a meta.csv, such as the synthetic set) every detector's results
+by forgery kind and figure kind under `per_kind`. The numbers at the top use the thresholds in
+params.yaml, never tuned ones.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from stages.common.evaluation import (calibration_report, labelled_images, per_i
 from stages.common.infer import answer, fit_within
 from stages.common.io import write_csv, write_json
 from stages.common.keypoint import detect_copy_move
+from stages.common.kinds import per_kind_report, read_meta
 from stages.common.model import load_model
 from stages.common.runtime import resolve_device
 
@@ -63,9 +66,12 @@ def main() -> None:
     write_sweeps(sweep, params.infer)
 
     headline = params.infer.detector
-    write_json(METRICS, {**results[headline], "detectors": results, "calibration": calibration})
-    write_csv(EVAL_DIR / "per_image.csv",
-              pd.concat([per_image_rows(name, images, preds[name]) for name in DETECTORS], ignore_index=True))
+    per_image = pd.concat([per_image_rows(name, images, preds[name]) for name in DETECTORS], ignore_index=True)
+    meta = read_meta(Path(params.data.root))
+    per_kind = {} if meta is None else {"per_kind": {
+        name: per_kind_report(per_image[per_image.detector == name], meta) for name in DETECTORS}}
+    write_json(METRICS, {**results[headline], "detectors": results, "calibration": calibration, **per_kind})
+    write_csv(EVAL_DIR / "per_image.csv", per_image)
     for name in DETECTORS:
         write_curves(name, truths, preds[name])
     print(f"oF1 ({headline}) {results[headline]['of1']:.4f} vs all-authentic floor "
@@ -74,6 +80,9 @@ def main() -> None:
         print(f"  {name:9s} oF1 {results[name]['of1']:.4f}")
     for name, report in calibration.items():
         print(f"  calibration ({name}): {report}")
+    for kind, row in per_kind.get("per_kind", {}).get(headline, {}).get("forgery_kind", {}).items():
+        print(f"  {kind:8s} {row['n_forged']:3d} forged images, {row['detection_rate']:.0%} called forged, "
+              f"oF1 {row['of1']:.3f} ({headline})")
 
 
 def write_sweeps(sweep: pd.DataFrame, infer) -> None:

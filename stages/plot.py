@@ -5,11 +5,15 @@
 - training_curves.png: losses, validation oF1 and learning rate per epoch (from DVCLive);
 - gallery.png: validation predictions beside the truth: hits, misses and false alarms;
 - score_histograms.png: image scores of authentic and forged validation images, per detector;
-- synthetic_samples.png: one forged example of every synthetic figure kind, masks overlaid.
+- synthetic_samples.png: one forged example of every synthetic forgery kind, masks overlaid;
+- per_kind.png: the share of forged images called forged, by forgery kind, one bar per detector,
+  and the false alarms by figure kind (on data with a meta.csv, from reports/metrics.json).
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+import json
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,11 +22,13 @@ import pandas as pd
 from stages.common.config import load_params
 from stages.common.figures import overlay, save_figure
 from stages.common.io import load_mask, read_image
+from stages.common.kinds import instances, read_meta
 from stages.common.rle import decode_annotation
 
 FIGURES = Path("reports/figures")
 LIVE_METRICS = Path("dvclive/plots/metrics")
 PER_IMAGE = Path("reports/eval/per_image.csv")
+METRICS = Path("reports/metrics.json")
 SYNTHETIC = Path("data/synthetic")
 
 
@@ -36,6 +42,11 @@ def main() -> None:
     plot_gallery(pick_gallery(headline, params.evaluate.gallery_size), val, root, max_pixels, FIGURES / "gallery.png")
     plot_score_histograms(per_image, FIGURES / "score_histograms.png")
     plot_synthetic_samples(SYNTHETIC, FIGURES / "synthetic_samples.png", max_pixels)
+    per_kind = json.loads(METRICS.read_text()).get("per_kind")
+    if per_kind:
+        plot_per_kind(per_kind, FIGURES / "per_kind.png")
+    else:
+        print(f"{METRICS} has no per_kind results (the data has no meta.csv); per_kind.png not drawn")
     print(f"wrote figures to {FIGURES}/")
 
 
@@ -105,18 +116,40 @@ def plot_score_histograms(per_image: pd.DataFrame, out: Path) -> None:
 
 
 def plot_synthetic_samples(root: Path, out: Path, max_pixels: int) -> None:
-    meta = pd.read_csv(root / "meta.csv", dtype={"case_id": str})
-    forged = meta[(meta.split == "train") & (meta.label == "forged")].groupby("kind").head(1)
-    fig, axes = plt.subplots(len(forged), 3, figsize=(10, 3.3 * len(forged)), squeeze=False)
-    for ax_row, row in zip(axes, forged.itertuples(index=False)):
+    """The first forged training image holding each forgery kind: authentic, forged, masks overlaid."""
+    table = instances(read_meta(root))
+    chosen = table[table.split == "train"].groupby("forgery_kind", sort=False).head(1)
+    fig, axes = plt.subplots(len(chosen), 3, figsize=(10, 3.3 * len(chosen)), squeeze=False)
+    for ax_row, row in zip(axes, chosen.itertuples(index=False)):
         authentic = read_image(root / "train_images/authentic" / f"{row.case_id}.png", max_pixels)
         image = read_image(root / "train_images/forged" / f"{row.case_id}.png", max_pixels)
         masks = load_mask(root / "train_masks" / f"{row.case_id}.npy", image.shape[:2])
-        for ax, picture, title in zip(ax_row, (authentic, image, overlay(image, masks)),
-                                      (f"{row.kind}: authentic", "forged", f"{len(masks)} event(s)")):
+        titles = (f"{row.forgery_kind} copy, in a {row.kind} figure", f"forged ({row.transform})",
+                  f"{len(masks)} event(s), {row.area_fraction:.1%} of the figure for this one")
+        for ax, picture, title in zip(ax_row, (authentic, image, overlay(image, masks)), titles):
             ax.imshow(picture)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
+    save_figure(fig, out)
+
+
+def plot_per_kind(per_kind: dict, out: Path) -> None:
+    """Detection rate by forgery kind and false alarms by figure kind, one bar per detector."""
+    detectors = list(per_kind)
+    panels = (("forgery_kind", "detection_rate", "forged images called forged, by forgery kind"),
+              ("figure_kind", "false_alarm_rate", "authentic images called forged, by figure kind"))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    width = 0.8 / len(detectors)
+    for ax, (group, key, title) in zip(axes, panels):
+        kinds = list(per_kind[detectors[0]][group])
+        for i, name in enumerate(detectors):
+            values = [per_kind[name][group][k][key] or 0.0 for k in kinds]
+            ax.bar(np.arange(len(kinds)) + (i - (len(detectors) - 1) / 2) * width, values, width, label=name)
+        counts = [per_kind[detectors[0]][group][k]["n_forged" if key == "detection_rate" else "n_authentic"]
+                  for k in kinds]
+        ax.set_xticks(np.arange(len(kinds)), [f"{k}\n(n={n})" for k, n in zip(kinds, counts)])
+        ax.set(title=title, ylim=(0, 1.05), ylabel="share of images")
+        ax.legend(fontsize=8)
     save_figure(fig, out)
 
 

@@ -23,7 +23,6 @@ QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95
 SAMPLE_COLUMNS = 5
 SAMPLE_SEED = 0
 SAMPLE_MAX_SIDE = 384  # pixels; large figures are shrunk for the grid
-META_FILE = "meta.csv"  # written by the synthesize stage; not part of the competition layout
 
 
 @dataclass(frozen=True)
@@ -161,16 +160,9 @@ def sample_title(sample: SampleCase, row: pd.Series) -> str:
 # ---------------------------------------------------------------- choosing samples
 
 
-def read_kinds(root: Path) -> dict[str, str]:
+def read_kinds(meta: pd.DataFrame | None) -> dict[str, str]:
     """case_id -> figure kind from the synthetic data's meta.csv; empty for other data."""
-    path = root / META_FILE
-    if not path.is_file():
-        return {}
-    meta = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if not {"case_id", "kind"} <= set(meta.columns):
-        print(f"{path} has no case_id and kind columns; samples are not chosen by kind")
-        return {}
-    return dict(zip(meta["case_id"], meta["kind"]))
+    return {} if meta is None else dict(zip(meta["case_id"], meta["kind"]))
 
 
 def pick_samples(index: pd.DataFrame, kinds: dict[str, str], n: int = SAMPLE_COLUMNS, seed: int = SAMPLE_SEED) -> list[SampleCase]:

@@ -361,12 +361,14 @@ def _panel_event(ws: Workspace, n_copies: int, room: float, rng: np.random.Gener
     panels = ws.figure.panels
     order = rng.permutation(len(panels))
     panel, others = panels[int(order[0])], [panels[int(i)] for i in order[1:]]
-    whole = rng.random() < P_WHOLE
+    # A whole panel where it fits the area left (a two-panel figure has no room for one), else a crop.
+    whole = rng.random() < P_WHOLE and 2 * panel.height * panel.width <= room
     if whole:
         source = box_region(panel)
     else:
-        ch, cw = (max(MIN_PATCH_SIDE, int(side * rng.uniform(0.5, 0.9))) for side in (panel.height, panel.width))
-        ch, cw = min(ch, panel.height), min(cw, panel.width)
+        shrink = min(1.0, math.sqrt(room / 2 / (panel.height * panel.width)))
+        ch, cw = (min(side, max(MIN_PATCH_SIDE, int(side * shrink * rng.uniform(0.5, 0.9))))
+                  for side in (panel.height, panel.width))
         source = Region(panel.top + int(rng.integers(0, panel.height - ch + 1)),
                         panel.left + int(rng.integers(0, panel.width - cw + 1)), np.ones((ch, cw), bool))
     if not _is_free(ws.taken, source) or 2 * source.area > room:

@@ -1,0 +1,85 @@
+"""Results and data broken down by kind: the forgery kind of each copy-move event, the figure kind.
+
+The synthetic data's `meta.csv` says, per image, its figure kind and, per instance, its forgery
+kind, transform, area share and blob count (";"-separated, in mask channel order). Real data has
+no such file; every breakdown here is then absent rather than guessed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+META_FILE = "meta.csv"  # written by the synthesize stage; not part of the competition layout
+INSTANCE_COLUMNS = {"forgery_kinds": "forgery_kind", "transforms": "transform",
+                    "instance_fractions": "area_fraction", "instance_blobs": "blobs"}
+
+
+def read_meta(root: Path) -> pd.DataFrame | None:
+    """The data root's meta.csv (one row per image), or None where there is none."""
+    path = Path(root) / META_FILE
+    if not path.is_file():
+        return None
+    meta = pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False)
+    if not {"case_id", "kind", "label"} <= set(meta.columns):
+        print(f"{path} has no case_id, kind and label columns; it is not used")
+        return None
+    return meta
+
+
+def instances(meta: pd.DataFrame) -> pd.DataFrame:
+    """One row per forged instance: case_id, split, kind (of figure), forgery_kind, transform, area_fraction, blobs."""
+    forged = meta[meta["label"] == "forged"]
+    if forged.empty or not set(INSTANCE_COLUMNS) <= set(meta.columns):
+        return pd.DataFrame(columns=["case_id", "split", "kind", *INSTANCE_COLUMNS.values()])
+    split = forged.assign(**{c: forged[c].astype(str).str.split(";") for c in INSTANCE_COLUMNS})
+    table = split.explode(list(INSTANCE_COLUMNS))[["case_id", "split", "kind", *INSTANCE_COLUMNS]]
+    table = table.rename(columns=INSTANCE_COLUMNS).reset_index(drop=True)
+    return table.astype({"area_fraction": float, "blobs": int})
+
+
+def kind_distribution(meta: pd.DataFrame) -> dict:
+    """Per forgery kind: instances, images holding one, and the quantiles of the instances' area share."""
+    table = instances(meta)
+    return {kind: {"instances": int(len(rows)), "images": int(rows[["case_id", "split"]].drop_duplicates().shape[0]),
+                   "area_fraction": _quantiles(rows["area_fraction"])}
+            for kind, rows in table.groupby("forgery_kind")}
+
+
+def _quantiles(values: pd.Series) -> dict[str, float]:
+    found = np.quantile(values.to_numpy(float), [0.0, 0.5, 1.0])
+    return {"min": round(float(found[0]), 5), "median": round(float(found[1]), 5), "max": round(float(found[2]), 5)}
+
+
+def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame) -> dict:
+    """One detector's results by kind. `results` has case_id, label, predicted and of1 per image.
+
+    - forgery_kind: for the forged images holding an event of that kind, their number, the share
+      called forged and their mean oF1 (an image with two kinds counts under both);
+    - figure_kind: false alarms on its authentic images, and the same three numbers for its forged ones.
+    """
+    image_kinds = meta.drop_duplicates(["case_id", "label"]).set_index(["case_id", "label"])
+    joined = results.join(image_kinds[["kind", "forgery_kinds"]], on=["case_id", "label"], how="left")
+    forged, authentic = joined[joined["label"] == "forged"], joined[joined["label"] == "authentic"]
+    by_forgery = forged.assign(forgery_kind=forged["forgery_kinds"].fillna("").str.split(";")).explode("forgery_kind")
+    report = {"forgery_kind": {kind: _forged_scores(rows) for kind, rows in by_forgery.groupby("forgery_kind")
+                               if kind},
+              "figure_kind": {}}
+    for kind in sorted(set(joined["kind"].dropna())):
+        fakes, reals = forged[forged["kind"] == kind], authentic[authentic["kind"] == kind]
+        report["figure_kind"][kind] = {
+            "n_authentic": int(len(reals)),
+            "false_alarm_rate": _share(reals["predicted"] == "forged"),
+            **_forged_scores(fakes),
+        }
+    return report
+
+
+def _forged_scores(rows: pd.DataFrame) -> dict:
+    return {"n_forged": int(len(rows)), "detection_rate": _share(rows["predicted"] == "forged"),
+            "of1": round(float(rows["of1"].mean()), 4) if len(rows) else None}
+
+
+def _share(flags: pd.Series) -> float | None:
+    return round(float(flags.mean()), 4) if len(flags) else None

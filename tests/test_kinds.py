@@ -1,0 +1,52 @@
+import pandas as pd
+import pytest
+
+from stages.common.kinds import instances, kind_distribution, per_kind_report, read_meta
+
+META = pd.DataFrame([
+    # case 1: a blot with a lane and a patch event; case 2: a panels figure with one panel event
+    {"case_id": "1", "split": "train", "kind": "blot", "label": "authentic", "forgery_kinds": "", "transforms": "",
+     "instance_fractions": "", "instance_blobs": ""},
+    {"case_id": "1", "split": "train", "kind": "blot", "label": "forged", "forgery_kinds": "lane;patch",
+     "transforms": "none;flip-h|none", "instance_fractions": "0.1;0.02", "instance_blobs": "2;3"},
+    {"case_id": "2", "split": "train", "kind": "panels", "label": "authentic", "forgery_kinds": "", "transforms": "",
+     "instance_fractions": "", "instance_blobs": ""},
+    {"case_id": "2", "split": "train", "kind": "panels", "label": "forged", "forgery_kinds": "panel",
+     "transforms": "x0.90", "instance_fractions": "0.3", "instance_blobs": "2"},
+])
+
+
+def results(called: dict[tuple[str, str], tuple[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"case_id": c, "label": l, "predicted": p, "of1": f} for (c, l), (p, f) in called.items()])
+
+
+def test_instances_are_one_row_each_in_mask_order():
+    table = instances(META)
+    assert table["forgery_kind"].tolist() == ["lane", "patch", "panel"]
+    assert table["blobs"].tolist() == [2, 3, 2]
+    assert table["area_fraction"].tolist() == pytest.approx([0.1, 0.02, 0.3])
+    assert table["transform"].tolist() == ["none", "flip-h|none", "x0.90"]
+
+
+def test_kind_distribution_counts_instances_and_images():
+    dist = kind_distribution(META)
+    assert dist["lane"]["instances"] == 1 and dist["panel"]["area_fraction"]["max"] == pytest.approx(0.3)
+    assert set(dist) == {"lane", "patch", "panel"}
+
+
+def test_per_kind_report_counts_an_image_under_each_of_its_kinds():
+    report = per_kind_report(results({("1", "forged"): ("forged", 0.5), ("1", "authentic"): ("forged", 0.0),
+                                      ("2", "forged"): ("authentic", 0.0), ("2", "authentic"): ("authentic", 1.0)}),
+                             META)
+    by_forgery = report["forgery_kind"]
+    assert by_forgery["lane"] == by_forgery["patch"] == {"n_forged": 1, "detection_rate": 1.0, "of1": 0.5}
+    assert by_forgery["panel"] == {"n_forged": 1, "detection_rate": 0.0, "of1": 0.0}
+    assert report["figure_kind"]["blot"]["false_alarm_rate"] == 1.0
+    assert report["figure_kind"]["panels"] == {"n_authentic": 1, "false_alarm_rate": 0.0, "n_forged": 1,
+                                               "detection_rate": 0.0, "of1": 0.0}
+
+
+def test_data_without_meta_has_no_breakdown(tmp_path):
+    assert read_meta(tmp_path) is None
+    (tmp_path / "meta.csv").write_text("case_id,width\n1,3\n")
+    assert read_meta(tmp_path) is None
