@@ -118,14 +118,22 @@ def plot_score_histograms(per_image: pd.DataFrame, out: Path) -> None:
 def plot_synthetic_samples(root: Path, out: Path, max_pixels: int) -> None:
     """The first forged training image holding each forgery kind: authentic, forged, masks overlaid."""
     table = instances(read_meta(root))
-    chosen = table[table.split == "train"].groupby("forgery_kind", sort=False).head(1)
+    train = table[table.split == "train"]
+    # Prefer an image not shown yet for the next kind, so five kinds show five figures where they can.
+    chosen, shown = [], set()
+    for _, rows in train.groupby("forgery_kind", sort=False):
+        fresh = rows[~rows.case_id.isin(shown)]
+        chosen.append((fresh if len(fresh) else rows).iloc[0])
+        shown.add(chosen[-1].case_id)
+    chosen = pd.DataFrame(chosen)
     fig, axes = plt.subplots(len(chosen), 3, figsize=(10, 3.3 * len(chosen)), squeeze=False)
     for ax_row, row in zip(axes, chosen.itertuples(index=False)):
         authentic = read_image(root / "train_images/authentic" / f"{row.case_id}.png", max_pixels)
         image = read_image(root / "train_images/forged" / f"{row.case_id}.png", max_pixels)
         masks = load_mask(root / "train_masks" / f"{row.case_id}.npy", image.shape[:2])
-        titles = (f"{row.forgery_kind} copy, in a {row.kind} figure", f"forged ({row.transform})",
-                  f"{len(masks)} event(s), {row.area_fraction:.1%} of the figure for this one")
+        transform = row.transform if len(row.transform) < 28 else row.transform[:25] + "..."
+        titles = (f"{row.forgery_kind} copy, in a {row.kind} figure", f"forged; copies: {transform}",
+                  f"{len(masks)} event(s); the {row.forgery_kind} one is {row.area_fraction:.1%} of it")
         for ax, picture, title in zip(ax_row, (authentic, image, overlay(image, masks)), titles):
             ax.imshow(picture)
             ax.set_title(title, fontsize=9)
