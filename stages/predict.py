@@ -12,7 +12,6 @@ killed run. When a `solution.csv` sits beside the images folder, the stage score
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from stages.common.io import list_images, write_csv, write_json
 from stages.common.journal import ResumeError, close_journal, journaled, open_journal
 from stages.common.model import ModelError
 from stages.common.runtime import resolve_threads
-from stages.common.screening import (ScreeningSetup, prepare_process, screen_here, screen_on_cluster, screen_on_pool,
-                                     submission_frame, summarize)
+from stages.common.screening import (ScreeningSetup, prepare_process, run_fingerprint, screen, submission_frame,
+                                     summarize)
 
 SUBMISSION = Path("reports/submission.csv")
 SUMMARY = Path("reports/predict_summary.json")
@@ -67,16 +66,9 @@ def main(argv=None) -> int:
     except (ModelError, ResumeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    names = {p.name for p in paths}
-    kept = [r for r in kept if r.name in names]
-    done = {r.name for r in kept}
-    todo = [p for p in paths if p.name not in done]
-    if args.scheduler:
-        runner, where = screen_on_cluster(todo, setup, args.scheduler), f"on {args.scheduler}"
-    elif min(workers, len(todo)) > 1:
-        runner, where = screen_on_pool(todo, setup, workers), f"{workers} workers"
-    else:
-        runner, where = screen_here(todo, setup), "1 process"
+    kept = [r for r in kept if r.name in {p.name for p in paths}]
+    todo = [p for p in paths if p.name not in {r.name for r in kept}]
+    runner, where = screen(todo, setup, workers, args.scheduler)
     if kept:
         print(f"resuming: {len(kept)} rows kept from the interrupted run, {len(todo)} images to go")
     new = []
@@ -94,13 +86,6 @@ def main(argv=None) -> int:
     close_journal(args.out)
     report(args.out, summary, len(kept))
     return 0
-
-
-def run_fingerprint(setup: ScreeningSetup, images_dir: Path) -> dict:
-    """What a resumed run must share with the killed one (how it runs, on which workers, may differ)."""
-    model = Path(setup.model_path)
-    model_stamp = f"{model.stat().st_size}:{model.stat().st_mtime_ns}" if setup.model_path else ""
-    return {**dataclasses.asdict(setup), "images": str(images_dir.resolve()), "model": model_stamp}
 
 
 def report(out: Path, summary: dict, n_kept: int) -> None:

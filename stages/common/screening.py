@@ -157,6 +157,16 @@ def explain(pred: Prediction, keypoint_instances: list[CopyMoveInstance]) -> tup
 # ---------------------------------------------------------------- runners
 
 
+def screen(paths: list[Path], setup: ScreeningSetup, workers: int,
+           scheduler: str | None = None) -> tuple[Iterator[ImageResult], str]:
+    """The runner predict asked for, and how to say where it runs."""
+    if scheduler:
+        return screen_on_cluster(paths, setup, scheduler), f"on {scheduler}"
+    if min(workers, len(paths)) > 1:
+        return screen_on_pool(paths, setup, workers), f"{workers} workers"
+    return screen_here(paths, setup), "1 process"
+
+
 def screen_here(paths: Iterable[Path], setup: ScreeningSetup) -> Iterator[ImageResult]:
     for path in paths:
         yield screen_path(str(path), setup)
@@ -224,6 +234,13 @@ def in_order(submit: Callable, items: Iterable, window: int,
 
 
 # ---------------------------------------------------------------- the run's outputs
+
+
+def run_fingerprint(setup: ScreeningSetup, images_dir: Path) -> dict:
+    """What a resumed run must share with the killed one; how and where it runs may differ."""
+    stat = Path(setup.model_path).stat() if setup.model_path else None
+    model = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
+    return {**dataclasses.asdict(setup), "images": str(images_dir.resolve()), "model": model}
 
 
 def submission_frame(results: list[ImageResult]) -> pd.DataFrame:
