@@ -24,7 +24,7 @@ from stages.common.io import list_images, write_csv, write_json
 from stages.common.journal import ResumeError, close_journal, journaled, open_journal
 from stages.common.model import ModelError
 from stages.common.runtime import resolve_threads
-from stages.common.screening import (ScreeningSetup, prepare_process, run_fingerprint, screen, submission_frame,
+from stages.common.screening import (ClusterError, ScreeningSetup, prepare_process, run_fingerprint, screen, submission_frame,
                                      summarize)
 
 SUBMISSION = Path("reports/submission.csv")
@@ -72,11 +72,15 @@ def main(argv=None) -> int:
     if kept:
         print(f"resuming: {len(kept)} rows kept from the interrupted run, {len(todo)} images to go")
     new = []
-    for result in tqdm(journaled(runner, args.out, args.chunk), total=len(paths), initial=len(kept),
-                       desc=f"predict ({detector}, {where})", unit="img"):
-        new.append(result)
-        if result.failure:
-            tqdm.write(f"warning: {result.failure}; written as authentic")
+    try:
+        for result in tqdm(journaled(runner, args.out, args.chunk), total=len(paths), initial=len(kept),
+                           desc=f"predict ({detector}, {where})", unit="img"):
+            new.append(result)
+            if result.failure:
+                tqdm.write(f"warning: {result.failure}; written as authentic")
+    except ClusterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     by_name = {r.name: r for r in kept + new}
     results = [by_name[p.name] for p in paths]
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from stages import predict
 from test_screening import REPO, checkpoint, corpus, run_predict  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -76,6 +77,14 @@ def test_a_worker_killed_mid_run_loses_no_image(corpus, checkpoint, tmp_path, wo
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def test_unreachable_scheduler_is_a_clear_error(corpus, checkpoint, tmp_path, capsys):
+    # distributed retries the connection for its 30 s timeout before it gives up
+    code = predict.main(["--images", str(corpus), "--out", str(tmp_path / "s.csv"), "--model", str(checkpoint),
+                         "--detector", "keypoint", "--scheduler", "tcp://127.0.0.1:1"])
+    assert code == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
 
 
 def wait_for_processing(client, timeout=60):

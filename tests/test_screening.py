@@ -126,3 +126,4 @@ def test_killed_run_resumes_and_writes_what_an_unbroken_run_writes(corpus, check
     assert json.loads(out.with_suffix(".summary.json").read_text()) == json.loads(
         whole.with_suffix(".summary.json").read_text())
     assert not journal_dir(out).exists()
+

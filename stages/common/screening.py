@@ -48,6 +48,10 @@ START_TOPIC = "forgery-detect-screening-start"  # Dask event a task logs when it
 IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead of the one being collected: keeps workers busy, memory flat
 
 
+class ClusterError(RuntimeError):
+    """The Dask scheduler cannot be reached."""
+
+
 @dataclass(frozen=True)
 class ScreeningSetup:
     """Everything a task needs besides its path; sent to every worker."""
@@ -194,7 +198,11 @@ def screen_on_cluster(paths: Iterable[Path], setup: ScreeningSetup, address: str
 
     starts: collections.Counter[str] = collections.Counter()
     run = uuid.uuid4().hex[:8]
-    with Client(address) as client:
+    try:
+        client = Client(address, timeout="30s")
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from e
+    with client:
         client.subscribe_topic(START_TOPIC, lambda event: starts.update([event[1]]))
         workers = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
