@@ -5,6 +5,7 @@ import os
 
 import cv2
 import torch
+from threadpoolctl import threadpool_limits
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,8 +38,12 @@ def resolve_threads(setting: int | str) -> int:
 
 
 def apply_threads(setting: int | str) -> int:
-    """Set torch's intra-op and inter-op pools and OpenCV's to `train.threads`; return the count."""
+    """Set torch's intra-op and inter-op pools, OpenCV's and numpy's BLAS to `train.threads`; return the count.
+
+    BLAS too: the keypoint detector's numpy algebra would otherwise start a thread per core in
+    every one of predict's workers."""
     threads = resolve_threads(setting)
+    threadpool_limits(threads, user_api="blas")
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)
