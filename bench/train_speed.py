@@ -8,6 +8,9 @@ DataLoader with `train.num_workers`) over figures written to a temporary data ro
 tensors already in memory with the same sizes and targets. Their ratio is the pipeline's
 overhead. Each figure is the median over repeats, run alternately so that a busy machine
 slows both alike. On CUDA the same is measured on the GPU as well.
+
+`under_load` is bench/train_under_load.py: the speed beside one competing CPU-bound process over
+the speed alone, for each thread policy; its `ratio` is the project's default policy.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from bench import train_under_load
 from bench.report import update_report
 from stages.common import engine
 from stages.common.config import Params, load_params
@@ -129,6 +133,7 @@ def run() -> dict:
             figures[device.type] = {arch: measure_arch(params, arch, rows, Path(tmp), device) for arch in ARCHS}
     if torch.cuda.is_available():
         figures["cuda"]["card"] = torch.cuda.get_device_name(0)
+    figures["under_load"] = train_under_load.run()
     return figures
 
 

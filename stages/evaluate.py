@@ -26,7 +26,7 @@ from stages.common.io import write_csv, write_json
 from stages.common.keypoint import detect_copy_move
 from stages.common.kinds import per_kind_report, read_meta
 from stages.common.model import load_model
-from stages.common.runtime import resolve_device
+from stages.common.runtime import apply_threads, resolve_device
 
 MODEL = Path("models/model.pt")
 METRICS = Path("reports/metrics.json")
@@ -35,6 +35,7 @@ EVAL_DIR = Path("reports/eval")
 
 def main() -> None:
     params = load_params()
+    apply_threads(params.train.threads)
     rows = pd.read_csv(Path(params.data.splits_dir) / "val.csv", dtype={"case_id": str})
     device = resolve_device(params.train.device)
     model, model_params = load_model(MODEL, device)

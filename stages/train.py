@@ -20,6 +20,7 @@ from stages.common.dataset import DatasetError, ForgeryDataset, build_train_tran
 from stages.common.distributed import DistContext, barrier, close_distributed, init_distributed, wrap_model
 from stages.common.io import InputError, OutputError
 from stages.common.model import ModelError, build_model, save_checkpoint, unwrap
+from stages.common.runtime import apply_threads
 
 MODEL_PATH = Path("models/model.pt")
 LAST_PATH = Path("models/last.pt")
@@ -28,6 +29,7 @@ LIVE_DIR = Path("dvclive")
 
 def main() -> None:
     params = load_params()
+    apply_threads(params.train.threads)
     try:
         ctx = init_distributed(params.train.device)
     except RuntimeError as e:  # no such device, or a process group that cannot form

@@ -69,3 +69,23 @@ def test_choice_out_of_range_is_named():
 def test_missing_params_file_says_so(tmp_path):
     with pytest.raises(ParamsError, match="params file not found"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("value", ["auto", 1, 3])
+def test_threads_is_auto_or_a_count(value):
+    assert params_from_dict(with_change("train", "threads", value)).train.threads == value
+
+
+@pytest.mark.parametrize("value", [0, -2, "many", True, 1.5])
+def test_other_threads_are_refused_with_the_key_named(value):
+    with pytest.raises(ParamsError, match=r"train.threads"):
+        params_from_dict(with_change("train", "threads", value))
+
+
+def test_auto_threads_are_this_process_share_of_its_cores(monkeypatch):
+    from stages.common.runtime import available_cores, resolve_threads
+
+    assert resolve_threads("auto") == available_cores()
+    assert resolve_threads(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(available_cores() * 2))  # torchrun: more processes than cores
+    assert resolve_threads("auto") == 1

@@ -79,6 +79,7 @@ class TrainParams:
     grad_clip: float
     device: str
     amp: bool
+    threads: int | str  # torch threads in train, evaluate and predict: `auto` (the cores this process may use) or a count
     num_workers: int
     pin_memory: bool
     resume: bool
@@ -167,6 +168,9 @@ def params_from_dict(raw: object, source: str = "params") -> Params:
         value = getattr(getattr(params, section), name)
         if value not in allowed:
             raise ParamsError(f"{source}: {key} is {value!r}; expected one of {', '.join(allowed)}")
+    threads = params.train.threads
+    if threads != "auto" and not (isinstance(threads, int) and threads >= 1):
+        raise ParamsError(f"{source}: train.threads is {threads!r}; expected auto or a whole number of at least 1")
     return params
 
 
@@ -200,8 +204,13 @@ def _coerce(hint, value, key: str):
         if len(value) != len(args):
             raise ParamsError(f"{key}: expected {len(args)} values, got {len(value)}")
         return tuple(_coerce(a, v, key) for a, v in zip(args, value))
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"{key}: union types are not supported in params")
+    if origin in (typing.Union, types.UnionType):  # scalars only: the first member the value fits
+        for member in args:
+            try:
+                return _scalar(member, value, key)
+            except ParamsError:
+                pass
+        raise ParamsError(f"{key}: expected {' or '.join(a.__name__ for a in args)}, got {value!r}")
     return _scalar(hint, value, key)
 
 

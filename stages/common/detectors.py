@@ -62,13 +62,20 @@ def _downscale(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def predict_image(image: np.ndarray, detector: str, model, device: torch.device, infer: InferParams,
                   keypoint: KeypointParams, max_side: int) -> Prediction:
     """One image through the chosen detector; the keypoint detector runs at most once."""
+    return predict_with_evidence(image, detector, model, device, infer, keypoint, max_side)[0]
+
+
+def predict_with_evidence(image: np.ndarray, detector: str, model, device: torch.device, infer: InferParams,
+                          keypoint: KeypointParams, max_side: int) -> tuple[Prediction, list[CopyMoveInstance]]:
+    """`predict_image`, with the keypoint instances it saw: an answer's instance that is one of
+    their masks (the same array) is explained by that instance's transforms."""
     instances = detect_copy_move(image, keypoint) if detector != "maskrcnn" or evidence_channels(model) else None
     if detector == "keypoint":
-        return keypoint_prediction(instances)
+        return keypoint_prediction(instances), instances
     dets = detect_with_evidence(model, image, instances, device, max_side)
     if detector == "maskrcnn":
-        return answer(dets, infer, image)
-    return fuse(dets, instances, infer, image)
+        return answer(dets, infer, image), instances or []
+    return fuse(dets, instances, infer, image), instances
 
 
 def detect_with_evidence(model, image: np.ndarray, instances: list[CopyMoveInstance] | None,

@@ -41,7 +41,7 @@ from stages.common.model import evidence_channels, unwrap
 RESUME_FORMAT = 1
 VALIDATION_SEED = 12345  # proposal sampling in the validation-loss pass, the same every epoch
 # Knobs that change how fast a run goes, not what it computes: a checkpoint survives their change.
-RUN_ONLY_TRAIN_KEYS = ("device", "num_workers", "pin_memory", "resume")
+RUN_ONLY_TRAIN_KEYS = ("device", "threads", "num_workers", "pin_memory", "resume")
 # The per-epoch validation scores Mask R-CNN alone, so the choice of detector and the fusion
 # rule do not change which epoch is best (dvc.yaml lists the same keys for the train stage).
 FUSION_ONLY_INFER_KEYS = ("detector", "fusion_score_threshold")
