@@ -1,0 +1,109 @@
+"""Figures embedded in PDFs: every raster image of every page, extracted with PyMuPDF.
+
+Each image becomes one figure to screen, named `<pdf stem>-p<page>-i<image>` (both counted from
+1, images in the order the page lists them), so a finding points at the page it is on.
+Images too small to hold a forgery (icons, logos, rules) are skipped and counted. A PDF that
+cannot be opened, or is encrypted, is named with the reason and counted; the other PDFs are
+still screened. An image that cannot be decoded fails on its own, like an unreadable image file.
+
+PyMuPDF is AGPL-3.0 licensed (see the README).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pymupdf
+
+from .io import InputError
+from .sources import FigureSource
+
+# The competition's smallest figure is 64x74 px; below 64 px on a side an embedded image is an
+# icon, a logo or a rule, not a figure whose parts could be copied.
+MIN_FIGURE_SIDE = 64
+
+
+@dataclass(frozen=True)
+class PdfFailure:
+    name: str  # the PDF's file name
+    reason: str
+
+
+@dataclass
+class PdfListing:
+    """The figures found in some PDFs, with what was left out and why."""
+
+    sources: list[FigureSource] = field(default_factory=list)
+    n_files: int = 0
+    n_skipped_small: int = 0
+    failures: list[PdfFailure] = field(default_factory=list)
+
+
+def pdf_files(path: str | Path) -> list[Path]:
+    """`path` itself if it is a file, else the PDFs directly in the folder, sorted by name."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".pdf")
+    return [path]
+
+
+def list_pdf_figures(paths: list[Path], min_side: int = MIN_FIGURE_SIDE) -> PdfListing:
+    """The figures in every PDF of `paths` (PDF files, or folders of them)."""
+    listing = PdfListing()
+    for pdf in (pdf for path in paths for pdf in pdf_files(path)):
+        listing.n_files += 1
+        try:
+            add_figures_of(pdf, listing, min_side)
+        except InputError as e:
+            listing.failures.append(PdfFailure(pdf.name, str(e)))
+    return listing
+
+
+def add_figures_of(pdf: Path, listing: PdfListing, min_side: int) -> None:
+    with open_pdf(pdf) as doc:
+        for page in doc:
+            for index, (xref, _smask, width, height, *_rest) in enumerate(page.get_images(full=True), start=1):
+                if min(width, height) < min_side:
+                    listing.n_skipped_small += 1
+                    continue
+                case_id = f"{pdf.stem}-p{page.number + 1}-i{index}"
+                listing.sources.append(FigureSource(case_id, pdf, xref))
+
+
+def open_pdf(pdf: Path) -> pymupdf.Document:
+    if not pdf.is_file():
+        raise InputError("missing", f"{pdf.name}: no such file")
+    try:
+        doc = pymupdf.open(pdf, filetype="pdf")
+    except Exception as e:  # PyMuPDF raises FileDataError, RuntimeError, ... for damaged files
+        raise InputError("unreadable", f"{pdf.name}: not a readable PDF ({type(e).__name__}: {e})") from e
+    if doc.needs_pass:
+        doc.close()
+        raise InputError("encrypted", f"{pdf.name}: encrypted; it needs a password to be opened")
+    return doc
+
+
+def read_pdf_image(source: FigureSource, max_pixels: int) -> np.ndarray:
+    """One embedded image as RGB uint8 (H, W, 3); alpha is dropped, CMYK and gray converted."""
+    with open_pdf(source.path) as doc:
+        try:
+            pix = pymupdf.Pixmap(doc, source.xref)
+            if pix.width * pix.height > max_pixels:
+                raise InputError("too_large", f"{source.case_id}: {pix.width}x{pix.height} exceeds "
+                                              f"data.max_image_pixels={max_pixels}")
+            return pixmap_to_rgb8(pix)
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError("unreadable", f"{source.case_id}: the embedded image cannot be decoded "
+                                           f"({type(e).__name__}: {e})") from e
+
+
+def pixmap_to_rgb8(pix: pymupdf.Pixmap) -> np.ndarray:
+    if pix.alpha:
+        pix = pymupdf.Pixmap(pix, 0)
+    if pix.colorspace is None or pix.colorspace.n != 3 or pix.n != 3:
+        pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+    pixels = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.stride)
+    return pixels[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
