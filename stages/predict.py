@@ -47,8 +47,8 @@ class PredictionRun:
         self.rows.append({"case_id": case_id, "annotation": annotation})
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, help="folder of images (default: <data.root>/test_images)")
     parser.add_argument("--out", type=Path, default=SUBMISSION, help=f"submission CSV (default: {SUBMISSION})")
     parser.add_argument("--model", type=Path, default=MODEL, help=f"checkpoint (default: {MODEL})")
@@ -62,8 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
     params = load_params(args.params)
     images_dir = args.images or (None if args.pdf else Path(params.data.root) / "test_images")
     detector = args.detector or params.infer.detector
