@@ -10,6 +10,7 @@ PyMuPDF is AGPL-3.0 licensed (see the README).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,11 @@ import pymupdf
 
 from .io import InputError
 from .sources import FigureSource
+
+# MuPDF pads an image it cannot decode and carries on; its messages, not an exception, say so.
+# They are collected and turned into a failure here instead of being printed.
+pymupdf.TOOLS.mupdf_display_errors(False)
+DECODE_TROUBLE = re.compile(r"error|truncated|premature end", re.IGNORECASE)
 
 # The competition's smallest figure is 64x74 px; below 64 px on a side an embedded image is an
 # icon, a logo or a rule, not a figure whose parts could be copied.
@@ -87,17 +93,29 @@ def open_pdf(pdf: Path) -> pymupdf.Document:
 def read_pdf_image(source: FigureSource, max_pixels: int) -> np.ndarray:
     """One embedded image as RGB uint8 (H, W, 3); alpha is dropped, CMYK and gray converted."""
     with open_pdf(source.path) as doc:
+        check_size(doc, source, max_pixels)  # before decoding: a huge image is a decompression bomb
+        pymupdf.TOOLS.reset_mupdf_warnings()
         try:
             pix = pymupdf.Pixmap(doc, source.xref)
-            if pix.width * pix.height > max_pixels:
-                raise InputError("too_large", f"{source.case_id}: {pix.width}x{pix.height} exceeds "
-                                              f"data.max_image_pixels={max_pixels}")
-            return pixmap_to_rgb8(pix)
-        except InputError:
-            raise
         except Exception as e:
-            raise InputError("unreadable", f"{source.case_id}: the embedded image cannot be decoded "
-                                           f"({type(e).__name__}: {e})") from e
+            raise undecodable(source, f"{type(e).__name__}: {e}") from e
+        trouble = [line for line in pymupdf.TOOLS.mupdf_warnings().splitlines() if DECODE_TROUBLE.search(line)]
+        if trouble:
+            raise undecodable(source, trouble[-1])
+        return pixmap_to_rgb8(pix)
+
+
+def check_size(doc: pymupdf.Document, source: FigureSource, max_pixels: int) -> None:
+    try:
+        width, height = (int(doc.xref_get_key(source.xref, key)[1]) for key in ("Width", "Height"))
+    except ValueError as e:
+        raise undecodable(source, "no valid /Width and /Height") from e
+    if width * height > max_pixels:
+        raise InputError("too_large", f"{source.case_id}: {width}x{height} exceeds data.max_image_pixels={max_pixels}")
+
+
+def undecodable(source: FigureSource, why: str) -> InputError:
+    return InputError("unreadable", f"{source.case_id}: the embedded image cannot be decoded ({why})")
 
 
 def pixmap_to_rgb8(pix: pymupdf.Pixmap) -> np.ndarray:
