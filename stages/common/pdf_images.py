@@ -44,6 +44,7 @@ class PdfListing:
     n_files: int = 0
     n_skipped_small: int = 0
     failures: list[PdfFailure] = field(default_factory=list)
+    without_images: list[str] = field(default_factory=list)  # readable PDFs with no raster image at all
 
 
 def pdf_files(path: str | Path) -> list[Path]:
@@ -68,18 +69,23 @@ def list_pdf_figures(paths: list[Path], min_side: int = MIN_FIGURE_SIDE) -> PdfL
 
 def add_figures_of(pdf: Path, listing: PdfListing, min_side: int) -> None:
     with open_pdf(pdf) as doc:
+        n_images = 0
         for page in doc:
             for index, (xref, _smask, width, height, *_rest) in enumerate(page.get_images(full=True), start=1):
+                n_images += 1
                 if min(width, height) < min_side:
                     listing.n_skipped_small += 1
                     continue
                 case_id = f"{pdf.stem}-p{page.number + 1}-i{index}"
                 listing.sources.append(FigureSource(case_id, pdf, xref))
+        if n_images == 0:
+            listing.without_images.append(pdf.name)
 
 
 def open_pdf(pdf: Path) -> pymupdf.Document:
     if not pdf.is_file():
         raise InputError("missing", f"{pdf.name}: no such file")
+    pymupdf.TOOLS.reset_mupdf_warnings()
     try:
         doc = pymupdf.open(pdf, filetype="pdf")
     except Exception as e:  # PyMuPDF raises FileDataError, RuntimeError, ... for damaged files
@@ -87,6 +93,10 @@ def open_pdf(pdf: Path) -> pymupdf.Document:
     if doc.needs_pass:
         doc.close()
         raise InputError("encrypted", f"{pdf.name}: encrypted; it needs a password to be opened")
+    if doc.page_count == 0:  # MuPDF "repairs" a truncated file into an empty document
+        doc.close()
+        why = pymupdf.TOOLS.mupdf_warnings().splitlines()[:1] or ["no pages"]
+        raise InputError("unreadable", f"{pdf.name}: no readable pages; damaged or truncated ({why[0]})")
     return doc
 
 

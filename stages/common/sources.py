@@ -67,5 +67,5 @@ def pdf_summary(inputs: Inputs, min_pdf_side: int) -> dict:
         return {}
     return {"n_pdfs": inputs.pdf.n_files, "n_pdf_images": len(inputs.pdf.sources),
             "n_pdf_skipped_small": inputs.pdf.n_skipped_small, "pdf_min_side": min_pdf_side,
-            "n_pdf_failed": len(inputs.pdf.failures),
+            "pdf_without_images": inputs.pdf.without_images, "n_pdf_failed": len(inputs.pdf.failures),
             "pdf_failed": [{"file": f.name, "reason": f.reason} for f in inputs.pdf.failures]}
