@@ -7,6 +7,8 @@ of the learned model has a solid outline and the label "2 model". Small figures 
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -15,7 +17,7 @@ from .events import EventView
 # Matplotlib's tab10, so that a colour reads the same on the overlay and in the page's legend.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-MIN_OVERLAY_SIDE = 512  # long side small figures are enlarged to (by a whole factor)
+MIN_OVERLAY_SIDE = 800  # long side small figures are enlarged to, at least (by a whole factor)
 MAX_OVERLAY_SIDE = 1600  # long side large figures are reduced to
 THUMB_SIDE = 200
 FILL_ALPHA = 0.22
@@ -33,7 +35,7 @@ def rgb(hex_colour: str) -> tuple[int, int, int]:
 def overlay_scale(height: int, width: int) -> float:
     long_side = max(height, width)
     if long_side < MIN_OVERLAY_SIDE:
-        return float(MIN_OVERLAY_SIDE // long_side) or 1.0
+        return float(min(math.ceil(MIN_OVERLAY_SIDE / long_side), MAX_OVERLAY_SIDE // long_side))
     return min(1.0, MAX_OVERLAY_SIDE / long_side)
 
 
@@ -101,7 +103,7 @@ def label(canvas: np.ndarray, mask: np.ndarray, text: str, colour: tuple[int, in
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return
-    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.22 * thickness + 0.1
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.12 * thickness + 0.2
     (text_w, text_h), baseline = cv2.getTextSize(text, font, font_scale, 1)
     pad = 2
     height, width = canvas.shape[:2]
