@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pymupdf
+import pytest
 from PIL import Image
 
 from screening_inputs import authentic_figure, figures_pdf, forged_figure
 from stages import predict
+from stages.common.io import InputError
 from stages.common.pdf_images import list_pdf_figures, read_pdf_image
 
 ICON = np.full((24, 24, 3), 200, np.uint8)
@@ -65,6 +67,8 @@ def test_images_are_numbered_within_their_page_and_extracted_losslessly(tmp_path
     assert [s.case_id for s in listing.sources] == ["fig-p1-i1", "fig-p1-i2"]
     first, second = (read_pdf_image(s, 10**8) for s in listing.sources)
     assert np.array_equal(first, forged_figure()) and np.array_equal(second, authentic_figure())
+    with pytest.raises(InputError, match="exceeds data.max_image_pixels"):  # checked before decoding
+        read_pdf_image(listing.sources[0], 1000)
 
 
 def test_bad_pdfs_are_named_and_counted_and_the_good_one_is_still_screened(tmp_path):
