@@ -20,6 +20,7 @@ BENCHMARKS = {
     "train": "bench.train_speed",
     "predict": "bench.predict_speed",
     "repro": "bench.repro_time",
+    "report": "bench.report_speed",
 }
 
 

@@ -82,14 +82,14 @@ def scaling_child(detector: str, workers: int, folder: str, checkpoint: str) -> 
     """Screen every figure in `folder` as predict does; print the timings as JSON."""
     start = time.perf_counter()
     from stages.common.config import load_params
-    from stages.common.io import list_images
     from stages.common.screening import ScreeningSetup, prepare_process, screen_here, screen_on_pool
+    from stages.common.sources import folder_sources
 
     params = load_params()
     setup = ScreeningSetup(detector, checkpoint, "cpu", params.data.max_image_pixels, params.infer, params.keypoint)
     prepare_process(setup)
-    paths = list_images(folder)
-    runner = screen_on_pool(paths, setup, workers) if workers > 1 else screen_here(paths, setup)
+    sources = folder_sources(folder)
+    runner = screen_on_pool(sources, setup, workers) if workers > 1 else screen_here(sources, setup)
     stamps = [time.perf_counter() for _ in runner]
     end = time.perf_counter()
     # N workers finish their first images together: the span from the first result covers the rest

@@ -15,7 +15,8 @@ from stages import predict
 from stages.common.config import load_params
 from stages.common.journal import journal_dir
 from stages.common.model import build_model, save_checkpoint
-from stages.common.screening import ImageResult, screen_path
+from stages.common.screening import ImageResult, screen_source
+from stages.common.sources import FigureSource
 from stages.common.synth import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def test_two_workers_write_the_same_bytes_as_one(corpus, checkpoint, tmp_path, d
 
 def test_result_explains_keypoint_instances_and_survives_a_round_trip(corpus, checkpoint):
     setup = predict_setup("keypoint", checkpoint)
-    results = [screen_path(str(p), setup) for p in sorted(corpus.iterdir())]
+    results = [screen_source(FigureSource(p.stem, p), setup) for p in sorted(corpus.iterdir())]
     forged = [r for r in results if r.annotation != "authentic"]
     assert forged, "the corpus should hold a detectable copy"
     for result in forged:
@@ -75,7 +76,7 @@ def test_result_explains_keypoint_instances_and_survives_a_round_trip(corpus, ch
 
 def test_unreadable_image_is_a_recorded_failure(tmp_path, checkpoint):
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    result = screen_path(str(tmp_path / "broken.png"), predict_setup("keypoint", checkpoint))
+    result = screen_source(FigureSource("broken", tmp_path / "broken.png"), predict_setup("keypoint", checkpoint))
     assert result.annotation == "authentic" and "broken.png" in result.failure and result.image_hw is None
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import yaml
 
 PARAMS_FILE = Path("params.yaml")
+# The defaults the installed package falls back to: a link to the repository's params.yaml in a
+# checkout, a copy of it in a built wheel (see pyproject.toml), so there is one source of truth.
+PACKAGED_PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 class ParamsError(ValueError):

@@ -28,7 +28,8 @@ def needs_model(detector: str) -> bool:
 
 
 def keypoint_prediction(instances: list[CopyMoveInstance]) -> Prediction:
-    return Prediction(instances=[i.mask for i in instances], image_score=keypoint_image_score(instances))
+    return Prediction(instances=[i.mask for i in instances], image_score=keypoint_image_score(instances),
+                      explanations=list(instances))
 
 
 def fuse(dets: Detections, kp_instances: list[CopyMoveInstance], params: InferParams,
@@ -36,9 +37,11 @@ def fuse(dets: Detections, kp_instances: list[CopyMoveInstance], params: InferPa
     confirmed = [kp for kp in kp_instances if model_support(dets, kp.mask, params) >= params.fusion_score_threshold]
     model_only = [m for m in answer(dets, params, image).instances
                   if not any(overlap(m, kp.mask) > SUPPORT_OVERLAP for kp in confirmed)]
-    instances = ([kp.mask for kp in confirmed] + model_only)[: params.max_instances]
+    explained = ([(kp.mask, kp) for kp in confirmed] + [(m, None) for m in model_only])[: params.max_instances]
     best_model = float(dets.scores[0]) if len(dets.scores) else 0.0
-    return Prediction(instances=instances, image_score=max(best_model, keypoint_image_score(confirmed)))
+    return Prediction(instances=[mask for mask, _ in explained],
+                      image_score=max(best_model, keypoint_image_score(confirmed)),
+                      explanations=[why for _, why in explained])
 
 
 def model_support(dets: Detections, mask: np.ndarray, params: InferParams) -> float:

@@ -27,6 +27,10 @@ class Prediction:
 
     instances: list[np.ndarray] = field(default_factory=list)  # bool (H, W), one per event
     image_score: float = 0.0  # best detection score; 0 when nothing was detected
+    # Per instance, what found it: the keypoint detector's CopyMoveInstance (source, copies and
+    # transforms), or None for an instance of the learned model, which estimates no transform.
+    # Empty when every instance is the model's.
+    explanations: list = field(default_factory=list)
 
     @property
     def is_authentic(self) -> bool:

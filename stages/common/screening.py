@@ -1,10 +1,12 @@
 """Screening a corpus of figures: one task per image, here, on every core, or on a Dask cluster.
 
-A task (`screen_path`) reads its own image from a path, runs the chosen detector and returns a
-small picklable `ImageResult`: the submission row, the image score, what each instance is (a
-keypoint-verified copy with its transforms, or the model's own), and why an image that could not
-be predicted was written as `authentic`. So images stream from disk to the workers, never
-through one process, and the results of any runner are the same values in the same order.
+A task (`screen_source`) reads its own figure (an image file, or an image inside a PDF), runs
+the chosen detector and returns a small picklable `ImageResult`: the submission row, the image
+score, what each instance is (a keypoint-verified copy with its transforms, or the model's own),
+why a figure that could not be predicted was written as `authentic`, and, when an evidence
+report is asked for, the figure's entry in it (the task writes the figure's report files
+itself). So images stream from disk to the workers, never through one process, and the results
+of any runner are the same values in the same order.
 
 Every process that runs tasks holds one torch and one OpenCV thread: the cores are spent as
 processes, one image each. That is faster than threads on one image (predict's speed-up at two
@@ -15,7 +17,7 @@ last bits with it, and a score at a threshold can flip an answer.
 - `screen_here`: in this process;
 - `screen_on_pool`: a pool of N local processes, each loading the model once;
 - `screen_on_cluster`: a Dask distributed cluster; the workers read the images from a path they
-  share. A task on a worker that dies is run again elsewhere; the result says how many times
+  share (and the report folder, when there is one). A task on a worker that dies is run again elsewhere; the result says how many times
   it was started, so predict can report what was retried.
 """
 from __future__ import annotations
@@ -37,12 +39,14 @@ import torch
 from .config import InferParams, KeypointParams
 from .detectors import needs_model, predict_with_evidence
 from .infer import Prediction
-from .io import InputError, read_image
+from .io import InputError
 from .keypoint import CopyMoveInstance
 from .metric import SubmissionError, score_report
 from .model import load_model
+from .report import FigureEntry, add_figure
 from .rle import encode_instances
 from .runtime import apply_threads, resolve_device
+from .sources import FigureSource, read_source
 
 START_TOPIC = "forgery-detect-screening-start"  # Dask event a task logs when it starts on a worker
 IN_FLIGHT_PER_WORKER = 4  # tasks submitted ahead of the one being collected: keeps workers busy, memory flat
@@ -54,7 +58,7 @@ class ClusterError(RuntimeError):
 
 @dataclass(frozen=True)
 class ScreeningSetup:
-    """Everything a task needs besides its path; sent to every worker."""
+    """Everything a task needs besides its figure; sent to every worker."""
 
     detector: str
     model_path: str  # absolute, so workers elsewhere find it; "" for the keypoint detector
@@ -62,6 +66,7 @@ class ScreeningSetup:
     max_image_pixels: int
     infer: InferParams
     keypoint: KeypointParams
+    report_dir: str = ""  # where each task writes its figure's evidence-report files; "" for no report
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class InstanceEvidence:
 class ImageResult:
     """One figure's outcome: its submission row, and the evidence behind it."""
 
-    name: str  # file name in the images folder
+    name: str  # the file name, or the case_id of an image inside a PDF
     case_id: str
     annotation: str
     image_score: float
@@ -88,6 +93,7 @@ class ImageResult:
     instances: tuple[InstanceEvidence, ...] = ()
     failure: str = ""  # why it was written as `authentic` without a prediction; "" when it was predicted
     attempts: int = 1  # times its task was started (more than 1: retried after a worker was lost)
+    report: FigureEntry | None = None  # the figure in the evidence report, when one is written
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -98,7 +104,8 @@ class ImageResult:
                                               "transforms": tuple(tuple(t) for t in i["transforms"])})
                           for i in row["instances"])
         hw = tuple(row["image_hw"]) if row["image_hw"] is not None else None
-        return cls(**{**row, "instances": instances, "image_hw": hw})
+        report = FigureEntry.from_dict(row["report"]) if row.get("report") else None
+        return cls(**{**row, "instances": instances, "image_hw": hw, "report": report})
 
 
 # ---------------------------------------------------------------- one task
@@ -121,26 +128,27 @@ def prepare_process(setup: ScreeningSetup) -> tuple:
         return _process_state[setup.model_path]
 
 
-def screen_path(path: str, setup: ScreeningSetup) -> ImageResult:
+def screen_source(source: FigureSource, setup: ScreeningSetup) -> ImageResult:
     """One figure through the detector; a figure that cannot be read or predicted is a failure, never an exception."""
-    path = Path(path)
     model, max_side = prepare_process(setup)
     try:
-        image = read_image(path, setup.max_image_pixels)
+        image = read_source(source, setup.max_image_pixels)
     except InputError as e:
-        return failed(path, str(e))
+        return failed(source, str(e))
     try:
         with torch.inference_mode():
             pred, keypoint_instances = predict_with_evidence(
                 image, setup.detector, model, resolve_device(setup.device), setup.infer, setup.keypoint, max_side)
-        return ImageResult(path.name, path.stem, encode_instances(pred.instances), float(pred.image_score),
-                           image.shape[:2], explain(pred, keypoint_instances))
     except Exception as e:  # one bad figure must never cost the corpus its predictions
-        return failed(path, f"{path.name}: prediction failed ({type(e).__name__}: {e})", image.shape[:2])
+        return failed(source, f"{source.name}: prediction failed ({type(e).__name__}: {e})", image.shape[:2])
+    # Outside the try: a report that cannot be written stops the run rather than hide a figure.
+    entry = add_figure(Path(setup.report_dir), source.case_id, image, pred) if setup.report_dir else None
+    return ImageResult(source.name, source.case_id, encode_instances(pred.instances), float(pred.image_score),
+                       image.shape[:2], explain(pred, keypoint_instances), report=entry)
 
 
-def failed(path: Path, reason: str, image_hw: tuple[int, int] | None = None) -> ImageResult:
-    return ImageResult(path.name, path.stem, "authentic", 0.0, image_hw, failure=reason)
+def failed(source: FigureSource, reason: str, image_hw: tuple[int, int] | None = None) -> ImageResult:
+    return ImageResult(source.name, source.case_id, "authentic", 0.0, image_hw, failure=reason)
 
 
 def explain(pred: Prediction, keypoint_instances: list[CopyMoveInstance]) -> tuple[InstanceEvidence, ...]:
@@ -161,33 +169,33 @@ def explain(pred: Prediction, keypoint_instances: list[CopyMoveInstance]) -> tup
 # ---------------------------------------------------------------- runners
 
 
-def screen(paths: list[Path], setup: ScreeningSetup, workers: int,
+def screen(sources: list[FigureSource], setup: ScreeningSetup, workers: int,
            scheduler: str | None = None) -> tuple[Iterator[ImageResult], str]:
     """The runner predict asked for, and how to say where it runs."""
     if scheduler:
-        return screen_on_cluster(paths, setup, scheduler), f"on {scheduler}"
-    if min(workers, len(paths)) > 1:
-        return screen_on_pool(paths, setup, workers), f"{workers} workers"
-    return screen_here(paths, setup), "1 process"
+        return screen_on_cluster(sources, setup, scheduler), f"on {scheduler}"
+    if min(workers, len(sources)) > 1:
+        return screen_on_pool(sources, setup, workers), f"{workers} workers"
+    return screen_here(sources, setup), "1 process"
 
 
-def screen_here(paths: Iterable[Path], setup: ScreeningSetup) -> Iterator[ImageResult]:
-    for path in paths:
-        yield screen_path(str(path), setup)
+def screen_here(sources: Iterable[FigureSource], setup: ScreeningSetup) -> Iterator[ImageResult]:
+    for source in sources:
+        yield screen_source(source, setup)
 
 
-def screen_on_pool(paths: Iterable[Path], setup: ScreeningSetup, workers: int) -> Iterator[ImageResult]:
+def screen_on_pool(sources: Iterable[FigureSource], setup: ScreeningSetup, workers: int) -> Iterator[ImageResult]:
     """N worker processes, one thread each; results in the input's order."""
     # Not a plain fork: a child forked from a process whose OpenMP pool has run can hang. A fork
     # server starts clean, imports this module once, and forks each worker from that.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(workers, mp_context=context, initializer=prepare_process, initargs=(setup,)) as pool:
-        yield from in_order(lambda path: pool.submit(screen_path, str(path), setup), paths,
+        yield from in_order(lambda source: pool.submit(screen_source, source, setup), sources,
                             IN_FLIGHT_PER_WORKER * workers)
 
 
-def screen_on_cluster(paths: Iterable[Path], setup: ScreeningSetup, address: str) -> Iterator[ImageResult]:
+def screen_on_cluster(sources: Iterable[FigureSource], setup: ScreeningSetup, address: str) -> Iterator[ImageResult]:
     """Tasks on the Dask cluster at `address`; results in the input's order.
 
     A worker that dies takes its running task with it; the scheduler runs the task again on
@@ -206,27 +214,27 @@ def screen_on_cluster(paths: Iterable[Path], setup: ScreeningSetup, address: str
         client.subscribe_topic(START_TOPIC, lambda event: starts.update([event[1]]))
         workers = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
-        def submit(path: Path):
-            return path, client.submit(screen_path_on_worker, str(path), setup, key=f"screen-{run}-{path.name}",
-                                       pure=False)
+        def submit(source: FigureSource):
+            return source, client.submit(screen_source_on_worker, source, setup,
+                                         key=f"screen-{run}-{source.case_id}", pure=False)
 
         def collect(submitted) -> ImageResult:
-            path, future = submitted
+            source, future = submitted
             try:
                 result = future.result()
             except KilledWorker as e:
-                result = failed(path, f"{path.name}: every worker that ran it died ({e})")
+                result = failed(source, f"{source.name}: every worker that ran it died ({e})")
             future.release()
-            return dataclasses.replace(result, attempts=max(1, starts[path.name]))
+            return dataclasses.replace(result, attempts=max(1, starts[source.case_id]))
 
-        yield from in_order(submit, paths, IN_FLIGHT_PER_WORKER * workers, collect)
+        yield from in_order(submit, sources, IN_FLIGHT_PER_WORKER * workers, collect)
 
 
-def screen_path_on_worker(path: str, setup: ScreeningSetup) -> ImageResult:
+def screen_source_on_worker(source: FigureSource, setup: ScreeningSetup) -> ImageResult:
     from distributed import get_worker
 
-    get_worker().log_event(START_TOPIC, Path(path).name)
-    return screen_path(path, setup)
+    get_worker().log_event(START_TOPIC, source.case_id)
+    return screen_source(source, setup)
 
 
 def in_order(submit: Callable, items: Iterable, window: int,
@@ -244,18 +252,18 @@ def in_order(submit: Callable, items: Iterable, window: int,
 # ---------------------------------------------------------------- the run's outputs
 
 
-def run_fingerprint(setup: ScreeningSetup, images_dir: Path) -> dict:
+def run_fingerprint(setup: ScreeningSetup, inputs: list[Path]) -> dict:
     """What a resumed run must share with the killed one; how and where it runs may differ."""
     stat = Path(setup.model_path).stat() if setup.model_path else None
     model = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
-    return {**dataclasses.asdict(setup), "images": str(images_dir.resolve()), "model": model}
+    return {**dataclasses.asdict(setup), "inputs": [str(p.resolve()) for p in inputs], "model": model}
 
 
 def submission_frame(results: list[ImageResult]) -> pd.DataFrame:
     return pd.DataFrame([(r.case_id, r.annotation) for r in results], columns=["case_id", "annotation"])
 
 
-def summarize(results: list[ImageResult], detector: str, solution_path: Path) -> dict:
+def summarize(results: list[ImageResult], detector: str, solution_path: Path | None) -> dict:
     """Counts, failures, retries, and the self-score when a solution file exists."""
     submission = submission_frame(results)
     summary = {
@@ -267,7 +275,7 @@ def summarize(results: list[ImageResult], detector: str, solution_path: Path) ->
         "n_retried": sum(r.attempts > 1 for r in results),
         "retried": [r.name for r in results if r.attempts > 1],
     }
-    if solution_path.is_file():
+    if solution_path is not None and solution_path.is_file():
         solution = pd.read_csv(solution_path, dtype={"case_id": str})
         try:
             summary |= {"solution": str(solution_path), **score_report(solution, submission)}
