@@ -24,8 +24,8 @@ from stages.common.io import list_images, write_csv, write_json
 from stages.common.journal import ResumeError, close_journal, journaled, open_journal
 from stages.common.model import ModelError
 from stages.common.runtime import resolve_threads
-from stages.common.screening import (ClusterError, ScreeningSetup, prepare_process, run_fingerprint, screen, submission_frame,
-                                     summarize)
+from stages.common.screening import (ClusterError, ScreeningSetup, prepare_process, run_fingerprint, screen,
+                                     submission_frame, summarize)
 
 SUBMISSION = Path("reports/submission.csv")
 SUMMARY = Path("reports/predict_summary.json")
