@@ -109,9 +109,23 @@ class InferParams:
 
 
 @dataclass(frozen=True)
+class DenseParams:
+    enabled: bool
+    max_pixels: int
+    stride: int
+    radius: int
+    min_std: float
+    min_displacement: float
+    fit_radius: int
+    max_fit_error: float
+    min_region_area: int
+
+
+@dataclass(frozen=True)
 class KeypointParams:
     max_side: int
     min_side: int
+    min_short_side: int
     ratio: float
     min_displacement: float
     min_inliers: int
@@ -119,6 +133,7 @@ class KeypointParams:
     ncc_threshold: float
     min_region_area: int
     min_texture_std: float
+    dense: DenseParams
 
 
 @dataclass(frozen=True)
