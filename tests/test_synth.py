@@ -14,16 +14,17 @@ from stages.common.config import ParamsError, SynthParams
 from stages.common.io import load_mask, probe_image, read_image
 from stages.common.rle import AUTHENTIC, decode_annotation
 from stages.common.synth import (
-    KINDS, MAX_FORGED_FRACTION, MIN_FORGED_FRACTION, check_synth_params, forge, generate_dataset,
+    FORGERY_KINDS, KINDS, MAX_FORGED_FRACTION, MIN_FORGED_FRACTION, check_synth_params, forge, generate_dataset,
     make_case, plan_cases, render_figure,
 )
+from stages.common.synth.forge import OBJECT_FRACTION
 
 MAX_PIXELS = 40_000_000
 
 TINY = SynthParams(
     seed=7, n_cases=12, forged_share=0.5, n_test=6, test_forged_share=0.5, min_side=96, max_side=160,
-    kinds={kind: 1.0 for kind in KINDS}, instances=(1, 3), copies=(1, 3),
-    p_flip=0.3, p_rotate=0.4, p_scale=0.4, p_brightness=0.4, p_jpeg=0.6,
+    kinds={kind: 1.0 for kind in KINDS}, forgery_kinds={kind: 1.0 for kind in FORGERY_KINDS},
+    instances=(1, 3), copies=(1, 3), p_flip=0.3, p_scale=0.4, p_brightness=0.4, p_jpeg=0.6,
     modes={"RGB": 0.5, "RGBA": 0.25, "L": 0.25},
 )
 
@@ -182,10 +183,10 @@ def test_render_figure_draws_every_kind(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_forge_with_every_transform(kind):
-    params = dataclasses.replace(TINY, p_flip=1.0, p_rotate=1.0, p_scale=1.0, p_brightness=1.0, copies=(2, 4))
+    params = dataclasses.replace(TINY, p_flip=1.0, p_scale=1.0, p_brightness=1.0, copies=(2, 4))
     rng = np.random.default_rng(1)
     figure = render_figure(kind, 200, 260, rng)
-    forgery = forge(figure.image, rng, params, avoid=figure.layout)
+    forgery = forge(figure.image, rng, params, figure)
     inside = forgery.masks.any(axis=0)
     assert MIN_FORGED_FRACTION <= inside.mean() <= MAX_FORGED_FRACTION
     assert np.array_equal(forgery.image[~inside], figure.image[~inside])
@@ -199,11 +200,11 @@ def test_forge_with_every_transform(kind):
 def test_crowded_copies_stay_separate_blobs(kind):
     # Many copies in a small figure: copies land close together, so any that touched its source,
     # another copy or another event would merge with it into one blob and show here.
-    params = dataclasses.replace(TINY, instances=(3, 3), copies=(4, 4))
+    params = dataclasses.replace(TINY, instances=(3, 3), copies=(4, 4), forgery_kinds={"object": 1.0, "rotated": 1.0})
     for seed in range(6):
         rng = np.random.default_rng(seed)
         figure = render_figure(kind, 80, 96, rng)
-        forgery = forge(figure.image, rng, params, avoid=figure.layout)
+        forgery = forge(figure.image, rng, params, figure)
         assert [components(instance) for instance in forgery.masks] == list(forgery.regions), seed
         assert components(forgery.masks.any(axis=0)) == sum(forgery.regions), seed
 
@@ -222,6 +223,8 @@ def test_forge_rejects_what_it_cannot_use():
     ({"min_side": 300, "max_side": 200}, "min_side"),
     ({"instances": (0, 2)}, "instances"),
     ({"p_jpeg": 1.5}, "p_jpeg"),
+    ({"forgery_kinds": {"splice": 1.0}}, "splice"),
+    ({"forgery_kinds": {"object": 0.0}}, "forgery_kinds"),
     ({"n_cases": 0, "n_test": 0}, "n_cases"),
 ])
 def test_bad_params_are_named(change, named):
@@ -252,7 +255,7 @@ def test_a_failed_run_leaves_the_previous_dataset(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return make_case(plan, params)
 
-    monkeypatch.setattr(synth, "make_case", failing_make_case)
+    monkeypatch.setattr(synth.dataset, "make_case", failing_make_case)
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(dataclasses.replace(small, seed=99), root)
     assert file_hashes(root) == before
@@ -264,3 +267,120 @@ def test_a_failed_run_leaves_the_previous_dataset(tmp_path, monkeypatch):
 def test_render_figure_handles_sizes_beyond_the_defaults(kind, hw):
     figure = render_figure(kind, *hw, np.random.default_rng(3))
     assert figure.image.shape == (*hw, 3)
+
+
+# ---------------------------------------------------------------- forgery kinds
+
+# The figure kinds each forgery kind is tried on: lanes need blots, panels need multi-panel figures.
+KIND_FIGURES = {"object": KINDS, "rotated": KINDS, "patch": ("blot", "fluorescence", "histology", "em"),
+                "lane": ("blot",), "panel": ("panels",)}
+CASES_PER_KIND = [(kind, figure_kind, seed) for kind, figures in KIND_FIGURES.items()
+                  for figure_kind in figures for seed in range(2)]
+
+
+def only(kind: str, **change) -> SynthParams:
+    return dataclasses.replace(TINY, forgery_kinds={k: float(k == kind) for k in FORGERY_KINDS}, **change)
+
+
+def forged_alone(kind: str, figure_kind: str, seed: int, **change):
+    rng = np.random.default_rng(seed)
+    figure = render_figure(figure_kind, 220, 300, rng)
+    return figure, forge(figure.image, rng, only(kind, **change), figure)
+
+
+def blobs(mask: np.ndarray) -> list[np.ndarray]:
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return [labels == i for i in range(1, count)]
+
+
+def bounding_box(blob: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(blob.any(axis=1)), np.flatnonzero(blob.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+@pytest.mark.parametrize("kind, figure_kind, seed", CASES_PER_KIND)
+def test_every_forgery_kind_changes_exactly_its_masks(kind, figure_kind, seed):
+    figure, forgery = forged_alone(kind, figure_kind, seed)
+    assert set(forgery.kinds) == {kind}
+    inside = forgery.masks.any(axis=0)
+    assert np.array_equal(forgery.image[~inside], figure.image[~inside]), "a pixel changed outside the masks"
+    assert not (inside & figure.layout.astype(bool)).any(), "a copy touched text or the page"
+    assert MIN_FORGED_FRACTION <= inside.mean() <= MAX_FORGED_FRACTION
+    for instance, regions in zip(forgery.masks, forgery.regions):
+        assert regions >= 2 and components(instance) == regions, "an instance lost its source or a copy"
+        changed = [(forgery.image[b] != figure.image[b]).any() for b in blobs(instance)]
+        assert sum(changed) >= regions - 1, "a copy left its place unchanged"
+
+
+@pytest.mark.parametrize("kind, figure_kind, seed", [c for c in CASES_PER_KIND if c[0] != "rotated"])
+def test_untransformed_copies_repeat_their_source_pixel_for_pixel(kind, figure_kind, seed):
+    # With no flip, scaling or retouching, each copy is the source's pixels moved: the mask says
+    # exactly where they are.
+    figure, forgery = forged_alone(kind, figure_kind, seed, p_flip=0.0, p_scale=0.0, p_brightness=0.0)
+    for instance in forgery.masks:
+        patches = [(b[bounding_box(b)], forgery.image[bounding_box(b)]) for b in blobs(instance)]
+        source_shape, source_pixels = patches[0]
+        for shape, pixels in patches[1:]:
+            assert np.array_equal(shape, source_shape)
+            assert np.array_equal(pixels[shape], source_pixels[source_shape])
+
+
+@pytest.mark.parametrize("kind, figure_kind, seed", [c for c in CASES_PER_KIND if c[0] in ("patch", "lane", "panel")])
+def test_rectangular_kinds_are_filled_rectangles(kind, figure_kind, seed):
+    _, forgery = forged_alone(kind, figure_kind, seed)
+    for instance in forgery.masks:
+        for blob in blobs(instance):
+            assert blob[bounding_box(blob)].all(), "a rectangular copy's mask is not its whole box"
+
+
+def test_patches_reach_large_areas_and_the_border():
+    fractions, touches = [], 0
+    for seed in range(12):
+        _, forgery = forged_alone("patch", "fluorescence", seed)
+        fractions.append(forgery.masks.any(axis=0).mean())
+        edge = forgery.masks.any(axis=0)
+        touches += bool(edge[0].any() or edge[-1].any() or edge[:, 0].any() or edge[:, -1].any())
+    assert max(fractions) > 3 * OBJECT_FRACTION, "patches stay as small as object copies"
+    assert touches, "no patch ever touched the figure's border"
+
+
+def test_rotated_copies_turn_by_an_arbitrary_angle():
+    for seed in range(4):
+        _, forgery = forged_alone("rotated", "fluorescence", seed)
+        for transforms in forgery.transforms:
+            for copy in transforms.split("|"):
+                angle = float(copy.split("rot")[1].split()[0])
+                assert min(angle % 90, 90 - angle % 90) >= 5, copy
+
+
+@pytest.mark.parametrize("kind", FORGERY_KINDS)
+def test_every_forgery_kind_can_be_turned_off(kind):
+    params = dataclasses.replace(TINY, n_cases=10, n_test=4, forgery_kinds={
+        k: float(k != kind) for k in FORGERY_KINDS})
+    for plan in plan_cases(params):
+        case = make_case(plan, params)
+        if case.forgery is not None:
+            assert kind not in case.forgery.kinds
+
+
+def test_meta_records_every_instance(dataset):
+    root, meta, _ = dataset
+    forged = meta[meta["label"] == "forged"]
+    assert set(";".join(forged["forgery_kinds"]).split(";")) <= set(FORGERY_KINDS)
+    for row in forged.itertuples():
+        kinds, transforms = row.forgery_kinds.split(";"), row.transforms.split(";")
+        fractions = [float(v) for v in str(row.instance_fractions).split(";")]
+        blob_counts = [int(v) for v in str(row.instance_blobs).split(";")]
+        assert len(kinds) == len(transforms) == len(fractions) == len(blob_counts) == row.n_instances
+        if row.split == "train":
+            masks = np.load(root / "train_masks" / f"{row.case_id}.npy")
+            assert [components(m) for m in masks] == blob_counts
+            assert np.allclose([m.mean() for m in masks], fractions, atol=1e-5)
+            assert all(len(t.split("|")) == n - 1 for t, n in zip(transforms, blob_counts))
+
+
+def test_forgery_kinds_that_cannot_forge_a_figure_kind_are_named():
+    with pytest.raises(ParamsError, match="cannot forge kinds em"):
+        check_synth_params(dataclasses.replace(TINY, kinds={"blot": 1.0, "em": 1.0},
+                                               forgery_kinds={"lane": 1.0, "panel": 0.0}))
+    check_synth_params(dataclasses.replace(TINY, kinds={"blot": 1.0}, forgery_kinds={"lane": 1.0}))

@@ -39,10 +39,10 @@ class SynthParams:
     min_side: int
     max_side: int
     kinds: dict[str, float]
+    forgery_kinds: dict[str, float]
     instances: tuple[int, int]
     copies: tuple[int, int]
     p_flip: float
-    p_rotate: float
     p_scale: float
     p_brightness: float
     p_jpeg: float
