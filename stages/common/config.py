@@ -126,13 +126,17 @@ class KeypointParams:
     max_side: int
     min_side: int
     min_short_side: int
+    sift_contrast: float
     ratio: float
     min_displacement: float
     min_inliers: int
     ransac_threshold: float
+    max_anisotropy: float
     ncc_threshold: float
     min_region_area: int
     min_texture_std: float
+    weak_inliers: int
+    weak_share: float
     dense: DenseParams
 
 

@@ -38,8 +38,22 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     work = WorkingImage.of(resize_gray(gray, working_scale(height, width, params.max_side, params.min_side, params.min_short_side)))
     copies = keypoint_copies(work, params) + dense_copies(work, params)
     events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
+    events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
     return [event_instance(group, (height, width), to_work) for group in events]
+
+
+def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
+    """The events, less those with fewer than params.weak_inliers inliers in an image whose strongest
+    event has over 1 / params.weak_share times as many.
+
+    A handful of chance matches can pass verification on look-alike texture; beside a copy that
+    hundreds of matches support, they are far likelier chance than a second forgery, and each
+    false instance divides the image's oF1. A weak event alone is kept: it is all the evidence.
+    """
+    support = [sum(c.n_inliers for c in g) for g in events]
+    strongest = max(support, default=0)
+    return [g for g, n in zip(events, support) if n >= params.weak_inliers or n >= params.weak_share * strongest]
 
 
 def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
@@ -55,7 +69,8 @@ def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: Keypoin
     whose copy carries its source's grain best is kept.
     """
     candidates = [proposal.transform]
-    refined = refine_transform(work, proposal.transform, warp_mask(proposal.source, proposal.transform))
+    refined = refine_transform(work, proposal.transform, warp_mask(proposal.source, proposal.transform),
+                               params.max_anisotropy)
     if refined is not proposal.transform:
         candidates.append(refined)
     grain, transform = max((fine_correlation(work, t, warp_mask(proposal.source, t)), i, t)

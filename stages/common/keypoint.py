@@ -48,7 +48,6 @@ MAX_UPSCALE = 2.0  # small images are upscaled towards `keypoint.min_side` by at
 # interpolation invents no texture, and on 64x74 figures a long side of about 128 found the most copies
 # Keypoints and matching.
 MAX_KEYPOINTS = 5000  # strongest SIFT keypoints; a copy's keypoints have its source's responses
-SIFT_CONTRAST_THRESHOLD = 0.02  # half OpenCV's default: copied objects are often faint
 DESCRIPTOR_SCALE = 0.6  # share of SIFT's own window that describes a keypoint (see detect_keypoints)
 FLANN_KDTREE, FLANN_TREES, FLANN_CHECKS, FLANN_SEED = 1, 4, 32, 0
 KNN = 10  # neighbours the g2NN test looks at; a keypoint with more look-alikes matches nothing
@@ -175,7 +174,7 @@ def keypoint_copies(work: WorkingImage, params: KeypointParams) -> list[Verified
     The whole training-free detector, this path and the dense one, is
     stages/common/copymove.py `detect_copy_move`.
     """
-    keypoints = detect_keypoints(work.gray8)
+    keypoints = detect_keypoints(work.gray8, params.sift_contrast)
     if len(keypoints.points) < max(2, params.min_inliers):
         return []
     clusters = find_clusters(keypoints, work.shape, params)
@@ -244,7 +243,7 @@ def resize_gray(gray: np.ndarray, scale: float) -> np.ndarray:
 # ---------------------------------------------------------------- keypoints and matching
 
 
-def detect_keypoints(gray: np.ndarray) -> Keypoints:
+def detect_keypoints(gray: np.ndarray, contrast_threshold: float = 0.02) -> Keypoints:
     """SIFT on `gray`, each keypoint described as it is and as it reads in the mirrored image.
 
     Copied objects are small (a cell, a band), and SIFT's descriptor window reaches well past
@@ -252,7 +251,7 @@ def detect_keypoints(gray: np.ndarray) -> Keypoints:
     DESCRIPTOR_SCALE of the window keeps more descriptors inside the object: on 320x384 test
     figures with a 28x20 px copied ellipse it doubles the correct matches without adding false ones.
     """
-    sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=SIFT_CONTRAST_THRESHOLD)
+    sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=contrast_threshold)
     detected = sift.detect(gray, None)
     if len(detected) < 2:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
@@ -520,7 +519,7 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     # The keypoint fit can be a pixel off at the object's edge, and a dense fit can drift on a
     # small region; the fine grain, which decorrelates within a pixel, tells which is right.
     candidates = [(cluster.transform, copy)]
-    refined = refine_transform(work, cluster.transform, copy)
+    refined = refine_transform(work, cluster.transform, copy, params.max_anisotropy)
     if refined is not cluster.transform:
         candidates.append((refined, copied_region(work, refined, seed, search, box, params)))
     grain, transform, copy = max(((fine_correlation(work, t, c), t, c) for t, c in candidates
@@ -592,12 +591,12 @@ def copied_region(work: WorkingImage, transform: np.ndarray, seed: np.ndarray, s
     return copy
 
 
-def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray) -> np.ndarray:
+def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray, max_anisotropy: float) -> np.ndarray:
     """The transform aligned densely (ECC) between `copy` and its source.
 
     A transform fitted to a handful of keypoints on a small object is off by a pixel or so at the
     object's edge, enough to lose fine texture. Returns the input itself if ECC fails, or moves
-    any pixel of the copy more than MAX_REFINE_SHIFT.
+    any pixel of the copy more than MAX_REFINE_SHIFT, or is not near a similarity (see below).
     """
     x0, y0, x1, y1 = _bounding_box(copy, pad=NCC_WINDOW)
     offset = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
@@ -615,6 +614,12 @@ def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray
     refined = invert((homogeneous(warp.astype(np.float64)) @ np.linalg.inv(offset))[:2])
     pixels = np.argwhere(copy)[:, ::-1].astype(np.float32)
     if np.max(_residual(refined, apply_transform(backward, pixels), pixels)) > MAX_REFINE_SHIFT:
+        return transform
+    # A copy is moved rigidly: a similarity, perhaps mirrored. An affine map that stretches one
+    # way more than the other has bent a look-alike onto its twin (on CVIP's originals, 0.77 against
+    # 0.95), so it is no better evidence than the keypoints' own similarity.
+    singular = np.linalg.svd(refined[:, :2], compute_uv=False)
+    if singular[0] > max_anisotropy * singular[1]:
         return transform
     return refined
 
