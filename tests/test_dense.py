@@ -243,3 +243,34 @@ def test_dense_path_can_be_switched_off():
     rng = np.random.default_rng(1)
     forged, _ = paste_rectangle(textured_scene(rng, 300, 400), (10, 20, 185, 130), (205, 150))
     assert dense_copies(WorkingImage.of(forged), NO_DENSE) == []
+
+
+def test_weak_events_beside_a_strong_one_are_dropped_but_a_weak_one_alone_is_kept():
+    from stages.common.copymove import without_weak_events
+    from stages.common.keypoint import VerifiedCopy
+
+    def event(n_inliers):
+        mask = np.zeros((4, 4), bool)
+        return [VerifiedCopy(mask, mask, np.eye(2, 3), n_inliers, 0.9, False)]
+
+    strong, weak, second = event(321), event(5), event(40)
+    assert without_weak_events([strong, weak, second], PARAMS) == [strong, second]
+    assert without_weak_events([weak], PARAMS) == [weak]
+    assert without_weak_events([strong, weak], dataclasses.replace(PARAMS, weak_share=0.0)) == [strong, weak]
+
+
+def test_a_refinement_that_stretches_one_axis_is_refused():
+    from stages.common.keypoint import refine_transform
+
+    rng = np.random.default_rng(4)
+    scene = textured_scene(rng, 200, 260)
+    stretched = cv2.warpAffine(scene, np.float64([[1.0, 0, 0], [0, 0.93, 80 * 0.07]]), (260, 200))  # about y = 80
+    # the right half is the left half squeezed vertically: an affine look-alike, not a rigid copy
+    figure = np.hstack([scene[:, :130], stretched[:, :130]])
+    work = WorkingImage.of(figure)
+    guess = np.float64([[1.0, 0, 130], [0, 1.0, 0]])
+    copy = np.zeros(figure.shape, bool)
+    copy[40:120, 150:230] = True
+    assert refine_transform(work, guess, copy, max_anisotropy=1.05) is guess
+    refined = refine_transform(work, guess, copy, max_anisotropy=10.0)
+    assert refined is not guess and abs(refined[1, 1] - 0.93) < 0.02  # the stretch ECC found
