@@ -2,6 +2,7 @@
 
     python -m bench                      every benchmark (the repro one takes the pipeline's time)
     python -m bench metric keypoint      only these
+    python -m bench cmfd --root DIR --name NAME   detectors on a converted CMFD benchmark (bench/cmfd.py)
 
 Each benchmark replaces its own section of reports/bench.json, so they can be re-run one by one.
 Several run one after another, each in a fresh process. In one process they disturb each other:
@@ -25,6 +26,9 @@ BENCHMARKS = {
 
 
 def main(names: list[str]) -> None:
+    if names[:1] == ["cmfd"]:  # takes its own arguments, and is never part of the default run
+        importlib.import_module("bench.cmfd").main(names[1:])
+        return
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

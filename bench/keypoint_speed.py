@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.report import median_seconds, update_report
 from stages.common.config import load_params
-from stages.common.keypoint import detect_copy_move
+from stages.common.copymove import detect_copy_move
 
 SIZES = {"800x600": ((600, 800), 5), "2000x2000": ((2000, 2000), 5), "3888x3888": ((3888, 3888), 3)}
 SEED = 0

@@ -23,7 +23,7 @@ from stages.common.evaluation import (calibration_report, labelled_images, per_i
                                       sweep_fusion, sweep_thresholds)
 from stages.common.infer import answer, fit_within
 from stages.common.io import write_csv, write_json
-from stages.common.keypoint import detect_copy_move
+from stages.common.copymove import detect_copy_move
 from stages.common.kinds import per_kind_report, read_meta
 from stages.common.model import load_model
 from stages.common.runtime import apply_threads, resolve_device

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from stages.common.config import load_params
+from stages.common.copymove import detect_copy_move
 from stages.common.keypoint import (
     CopyMoveInstance,
     Keypoints,
     Neighbours,
-    detect_copy_move,
     detect_keypoints,
     evidence_map,
     frame_transform,
@@ -346,10 +346,16 @@ def test_image_score_is_the_best_instance_score():
 
 
 def test_working_scale_caps_large_and_lifts_small_images():
-    assert working_scale(3888, 3888, 1024, 512) == pytest.approx(1024 / 3888)
-    assert working_scale(600, 800, 1024, 512) == 1.0
-    assert working_scale(300, 400, 1024, 512) * 400 == pytest.approx(512)
-    assert working_scale(64, 74, 1024, 512) == 2.0  # upscaling is capped
+    assert working_scale(3888, 3888, 1024, 512, 256) == pytest.approx(1024 / 3888)
+    assert working_scale(600, 800, 1024, 512, 256) == 1.0
+    assert working_scale(300, 400, 1024, 512, 256) * 400 == pytest.approx(512)
+    assert working_scale(64, 74, 1024, 512, 256) == 2.0  # upscaling is capped
+
+
+def test_working_scale_lifts_thin_strips_by_their_short_side():
+    assert working_scale(85, 517, 1024, 512, 256) == 2.0  # the blot strip: short side 85 -> 170, capped
+    assert working_scale(233, 1501, 1024, 512, 256) * 233 == pytest.approx(256)  # not shrunk to 159 px tall
+    assert working_scale(233, 1501, 1024, 512, 0) == pytest.approx(1024 / 1501)  # as before without the floor
 
 
 def test_mirrored_descriptors_match_sift_on_the_flipped_image():

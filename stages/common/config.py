@@ -113,16 +113,35 @@ class InferParams:
 
 
 @dataclass(frozen=True)
+class DenseParams:
+    enabled: bool
+    max_pixels: int
+    stride: int
+    radius: int
+    min_std: float
+    min_displacement: float
+    fit_radius: int
+    max_fit_error: float
+    min_region_area: int
+
+
+@dataclass(frozen=True)
 class KeypointParams:
     max_side: int
     min_side: int
+    min_short_side: int
+    sift_contrast: float
     ratio: float
     min_displacement: float
     min_inliers: int
     ransac_threshold: float
+    max_anisotropy: float
     ncc_threshold: float
     min_region_area: int
     min_texture_std: float
+    weak_inliers: int
+    weak_share: float
+    dense: DenseParams
 
 
 @dataclass(frozen=True)

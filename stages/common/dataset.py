@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 
 from stages.common.config import AugmentParams, KeypointParams, Params
 from stages.common.io import InputError, load_mask, read_image
-from stages.common.keypoint import detect_copy_move, evidence_map
+from stages.common.copymove import detect_copy_move
+from stages.common.keypoint import evidence_map
 
 # An instance smaller than this after augmentation carries too little signal to learn from.
 MIN_INSTANCE_PIXELS = 4

@@ -16,7 +16,8 @@ import torch
 
 from .config import InferParams, KeypointParams
 from .infer import Detections, Prediction, answer, detect, overlap
-from .keypoint import CopyMoveInstance, detect_copy_move, evidence_map, image_score as keypoint_image_score
+from .copymove import detect_copy_move
+from .keypoint import CopyMoveInstance, evidence_map, image_score as keypoint_image_score
 from .model import evidence_channels
 
 DETECTORS = ("maskrcnn", "keypoint", "fusion")

@@ -26,7 +26,7 @@ explains its answer: this region was copied there, by this transform.
 
 Pixel sizes (params.min_displacement, params.min_region_area and the constants below) are at the
 working size: the long side is brought down to params.max_side, and small images are upscaled to
-`keypoint.min_side` so that a copied object spans more than a few correlation windows. Masks and
+`keypoint.min_side` (or a thin strip's short side to `keypoint.min_short_side`) so that a copied object spans more than a few correlation windows. Masks and
 transforms are returned at the original size.
 """
 from __future__ import annotations
@@ -48,7 +48,6 @@ MAX_UPSCALE = 2.0  # small images are upscaled towards `keypoint.min_side` by at
 # interpolation invents no texture, and on 64x74 figures a long side of about 128 found the most copies
 # Keypoints and matching.
 MAX_KEYPOINTS = 5000  # strongest SIFT keypoints; a copy's keypoints have its source's responses
-SIFT_CONTRAST_THRESHOLD = 0.02  # half OpenCV's default: copied objects are often faint
 DESCRIPTOR_SCALE = 0.6  # share of SIFT's own window that describes a keypoint (see detect_keypoints)
 FLANN_KDTREE, FLANN_TREES, FLANN_CHECKS, FLANN_SEED = 1, 4, 32, 0
 KNN = 10  # neighbours the g2NN test looks at; a keypoint with more look-alikes matches nothing
@@ -75,6 +74,7 @@ INK_SHARE = 0.3  # (copies hold 0.54 at most, labels 0.65 or more), as is one wh
 STROKE_WIDTH = 5  # in strokes thinner than this, that one erosion wipes out ...
 INK_SOLID_SHARE = 0.3  # ... leaving less than this share of the ink (a saturated cell keeps 0.65)
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
+PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
@@ -168,24 +168,17 @@ class WorkingImage:
 # ---------------------------------------------------------------- public API
 
 
-def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
-    """Copy-move events in an RGB uint8 (H, W, 3) image, best first; [] means authentic.
+def keypoint_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
+    """The copies the keypoint path verifies in `work`, before they are grouped into events.
 
-    A 2-D uint8 grayscale image is accepted too. Raises ValueError for any other array.
+    The whole training-free detector, this path and the dense one, is
+    stages/common/copymove.py `detect_copy_move`.
     """
-    gray = _to_gray(image)
-    height, width = gray.shape
-    if min(height, width) < MIN_IMAGE_SIDE:
-        return []
-    work = WorkingImage.of(_resize(gray, working_scale(height, width, params.max_side, params.min_side)))
-    keypoints = detect_keypoints(work.gray8)
+    keypoints = detect_keypoints(work.gray8, params.sift_contrast)
     if len(keypoints.points) < max(2, params.min_inliers):
         return []
     clusters = find_clusters(keypoints, work.shape, params)
-    copies = [c for c in (verify_cluster(work, keypoints, cluster, params) for cluster in clusters) if c is not None]
-    events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
-    to_work = scale_matrix(work.shape, (height, width))
-    return [_instance(group, (height, width), to_work) for group in events]
+    return [c for c in (verify_cluster(work, keypoints, cluster, params) for cluster in clusters) if c is not None]
 
 
 def evidence_map(instances: list[CopyMoveInstance], hw: tuple[int, int]) -> np.ndarray:
@@ -207,14 +200,20 @@ def image_score(instances: list[CopyMoveInstance]) -> float:
 # ---------------------------------------------------------------- working size
 
 
-def working_scale(height: int, width: int, max_side: int, min_side: int) -> float:
-    """Scale to the working size: long side down to `max_side`, or up towards `min_side`."""
-    long_side = max(height, width)
+def working_scale(height: int, width: int, max_side: int, min_side: int, min_short_side: int) -> float:
+    """Scale to the working size: long side down to `max_side`, or up towards `min_side`; then a
+    strip whose short side would fall below `min_short_side` is lifted towards it, within the
+    pixels of a `max_side` square, by at most MAX_UPSCALE (an 85x517 blot strip gave SIFT 3 keypoints)."""
+    long_side, short_side = max(height, width), min(height, width)
+    scale = 1.0
     if long_side > max_side:
-        return max_side / long_side
-    if long_side < min_side:
-        return min(MAX_UPSCALE, min_side / long_side, max_side / long_side)
-    return 1.0
+        scale = max_side / long_side
+    elif long_side < min_side:
+        scale = min(MAX_UPSCALE, min_side / long_side, max_side / long_side)
+    if short_side * scale < min_short_side:
+        budget = max_side / np.sqrt(height * width)
+        scale = max(scale, min(MAX_UPSCALE, min_short_side / short_side, budget))
+    return float(scale)
 
 
 def scale_matrix(work_hw: tuple[int, int], original_hw: tuple[int, int]) -> np.ndarray:
@@ -223,7 +222,7 @@ def scale_matrix(work_hw: tuple[int, int], original_hw: tuple[int, int]) -> np.n
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
 
 
-def _to_gray(image: np.ndarray) -> np.ndarray:
+def to_gray(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"detect_copy_move expects a uint8 array, got {getattr(image, 'dtype', type(image).__name__)}")
     if image.ndim == 2:
@@ -233,7 +232,7 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"detect_copy_move expects an RGB (H, W, 3) or grayscale (H, W) image, got shape {image.shape}")
 
 
-def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
+def resize_gray(gray: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return gray
     height, width = gray.shape
@@ -244,7 +243,7 @@ def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
 # ---------------------------------------------------------------- keypoints and matching
 
 
-def detect_keypoints(gray: np.ndarray) -> Keypoints:
+def detect_keypoints(gray: np.ndarray, contrast_threshold: float = 0.02) -> Keypoints:
     """SIFT on `gray`, each keypoint described as it is and as it reads in the mirrored image.
 
     Copied objects are small (a cell, a band), and SIFT's descriptor window reaches well past
@@ -252,7 +251,7 @@ def detect_keypoints(gray: np.ndarray) -> Keypoints:
     DESCRIPTOR_SCALE of the window keeps more descriptors inside the object: on 320x384 test
     figures with a 28x20 px copied ellipse it doubles the correct matches without adding false ones.
     """
-    sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=SIFT_CONTRAST_THRESHOLD)
+    sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=contrast_threshold)
     detected = sift.detect(gray, None)
     if len(detected) < 2:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
@@ -399,15 +398,15 @@ def fit_transforms(src: np.ndarray, dst: np.ndarray, keypoints: Keypoints, mirro
     orientation. Proposals need no more support here: guided_inliers counts their support.
     """
     points = keypoints.points
-    reflect = _reflection(width) if mirrored else np.eye(3)
+    reflect = reflection(width) if mirrored else np.eye(3)
     if count_spots(points[src]) == 1:
         transform = frame_transform(keypoints, src[0], dst[0], reflect)
-        return [Cluster(transform, src, dst, mirrored, 1)] if _plausible_scale(transform) else []
+        return [Cluster(transform, src, dst, mirrored, 1)] if plausible_scale(transform) else []
     clusters = []
     remaining = np.arange(len(src))
     while len(remaining) >= MIN_SEED_SPOTS:
         p, q = points[src[remaining]], points[dst[remaining]]
-        similarity, flags = cv2.estimateAffinePartial2D(_apply(reflect[:2], p), q, method=cv2.RANSAC,
+        similarity, flags = cv2.estimateAffinePartial2D(apply_transform(reflect[:2], p), q, method=cv2.RANSAC,
                                                         ransacReprojThreshold=threshold, maxIters=2000,
                                                         confidence=0.995)
         if similarity is None:
@@ -416,8 +415,8 @@ def fit_transforms(src: np.ndarray, dst: np.ndarray, keypoints: Keypoints, mirro
         n_inliers = count_spots(p[inliers])
         if n_inliers < MIN_SEED_SPOTS:
             break
-        transform = (_homogeneous(similarity) @ reflect)[:2]
-        if _plausible_scale(transform):
+        transform = (homogeneous(similarity) @ reflect)[:2]
+        if plausible_scale(transform):
             kept = remaining[inliers]
             clusters.append(Cluster(transform, src[kept], dst[kept], mirrored, n_inliers))
         remaining = remaining[~inliers]
@@ -426,13 +425,13 @@ def fit_transforms(src: np.ndarray, dst: np.ndarray, keypoints: Keypoints, mirro
 
 def frame_transform(keypoints: Keypoints, src: int, dst: int, reflect: np.ndarray) -> np.ndarray:
     """The similarity (after `reflect`) taking keypoint `src`'s frame onto keypoint `dst`'s."""
-    p = _apply(reflect[:2], keypoints.points[src][None])[0]
+    p = apply_transform(reflect[:2], keypoints.points[src][None])[0]
     angle = keypoints.angles[src] if reflect[0, 0] > 0 else 180.0 - keypoints.angles[src]
     turn = np.deg2rad(keypoints.angles[dst] - angle)
     scale = keypoints.sizes[dst] / keypoints.sizes[src]
     linear = scale * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     similarity = np.hstack([linear, (keypoints.points[dst] - linear @ p)[:, None]])
-    return (_homogeneous(similarity) @ reflect)[:2]
+    return (homogeneous(similarity) @ reflect)[:2]
 
 
 def guided_inliers(cluster: Cluster, neighbours: Neighbours, points: np.ndarray, tolerance: float,
@@ -471,27 +470,27 @@ def _within(points: np.ndarray, anchors: np.ndarray, reach: float) -> np.ndarray
     return np.isfinite(distance)
 
 
-def _reflection(width: int) -> np.ndarray:
+def reflection(width: int) -> np.ndarray:
     return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _homogeneous(transform: np.ndarray) -> np.ndarray:
+def homogeneous(transform: np.ndarray) -> np.ndarray:
     return np.vstack([transform, [0.0, 0.0, 1.0]])
 
 
-def _apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+def apply_transform(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (points @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
 
 
-def _invert(transform: np.ndarray) -> np.ndarray:
+def invert(transform: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(transform)
 
 
 def _residual(transform: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(_apply(transform, src) - dst, axis=1)
+    return np.linalg.norm(apply_transform(transform, src) - dst, axis=1)
 
 
-def _plausible_scale(transform: np.ndarray) -> bool:
+def plausible_scale(transform: np.ndarray) -> bool:
     scale = np.sqrt(abs(np.linalg.det(transform[:, :2])))
     return SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
 
@@ -512,7 +511,7 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     """
     seed = _seed(work.shape, keypoints.points[cluster.dst], keypoints.sizes[cluster.dst])
     margin = max(MIN_SEARCH_MARGIN, round(np.sqrt(seed.sum() / np.pi)))
-    search = cv2.dilate(seed.astype(np.uint8), _disc(2 * margin + 1)).astype(bool)
+    search = cv2.dilate(seed.astype(np.uint8), disc(2 * margin + 1)).astype(bool)
     box = _bounding_box(search, pad=NCC_WINDOW)
     copy = copied_region(work, cluster.transform, seed, search, box, params)
     if copy.sum() < params.min_region_area:
@@ -520,12 +519,12 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     # The keypoint fit can be a pixel off at the object's edge, and a dense fit can drift on a
     # small region; the fine grain, which decorrelates within a pixel, tells which is right.
     candidates = [(cluster.transform, copy)]
-    refined = refine_transform(work, cluster.transform, copy)
+    refined = refine_transform(work, cluster.transform, copy, params.max_anisotropy)
     if refined is not cluster.transform:
         candidates.append((refined, copied_region(work, refined, seed, search, box, params)))
     grain, transform, copy = max(((fine_correlation(work, t, c), t, c) for t, c in candidates
                                   if c.sum() >= params.min_region_area), key=lambda g: g[0])
-    source = _warp_mask(copy, _invert(transform))
+    source = warp_mask(copy, invert(transform))
     smaller = min(copy.sum(), source.sum())
     if smaller < params.min_region_area or (copy & source).sum() > MAX_SELF_OVERLAP * smaller:
         return None
@@ -573,7 +572,7 @@ def correlation_in(image: np.ndarray, transform: np.ndarray, box: tuple[int, int
 def _preimage_inside(shape: tuple[int, int], transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    pre = _apply(_invert(transform), np.stack([xs.ravel(), ys.ravel()], axis=1))
+    pre = apply_transform(invert(transform), np.stack([xs.ravel(), ys.ravel()], axis=1))
     h, w = shape
     inside = (pre[:, 0] >= 0) & (pre[:, 0] <= w - 1) & (pre[:, 1] >= 0) & (pre[:, 1] <= h - 1)
     window = np.ones((NCC_WINDOW, NCC_WINDOW), np.uint8)
@@ -592,29 +591,35 @@ def copied_region(work: WorkingImage, transform: np.ndarray, seed: np.ndarray, s
     return copy
 
 
-def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray) -> np.ndarray:
+def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray, max_anisotropy: float) -> np.ndarray:
     """The transform aligned densely (ECC) between `copy` and its source.
 
     A transform fitted to a handful of keypoints on a small object is off by a pixel or so at the
     object's edge, enough to lose fine texture. Returns the input itself if ECC fails, or moves
-    any pixel of the copy more than MAX_REFINE_SHIFT.
+    any pixel of the copy more than MAX_REFINE_SHIFT, or is not near a similarity (see below).
     """
     x0, y0, x1, y1 = _bounding_box(copy, pad=NCC_WINDOW)
     offset = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-    backward = _invert(transform)
+    backward = invert(transform)
     # ECC maps template (crop) coordinates into the input image: crop x -> T^-1(x + offset);
     # its mask lies on the input, so it is the source.
-    warp = (_homogeneous(backward) @ offset)[:2].astype(np.float32)
-    source = _warp_mask(copy, backward).astype(np.uint8)
+    warp = (homogeneous(backward) @ offset)[:2].astype(np.float32)
+    source = warp_mask(copy, backward).astype(np.uint8)
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ECC_ITERATIONS, 1e-4)
     try:
         _, warp = cv2.findTransformECC(work.gray[y0:y1, x0:x1], work.gray, warp, cv2.MOTION_AFFINE, criteria,
                                        source, 1)
     except cv2.error:  # no convergence, or a degenerate region
         return transform
-    refined = _invert((_homogeneous(warp.astype(np.float64)) @ np.linalg.inv(offset))[:2])
+    refined = invert((homogeneous(warp.astype(np.float64)) @ np.linalg.inv(offset))[:2])
     pixels = np.argwhere(copy)[:, ::-1].astype(np.float32)
-    if np.max(_residual(refined, _apply(backward, pixels), pixels)) > MAX_REFINE_SHIFT:
+    if np.max(_residual(refined, apply_transform(backward, pixels), pixels)) > MAX_REFINE_SHIFT:
+        return transform
+    # A copy is moved rigidly: a similarity, perhaps mirrored. An affine map that stretches one
+    # way more than the other has bent a look-alike onto its twin (on CVIP's originals, 0.77 against
+    # 0.95), so it is no better evidence than the keypoints' own similarity.
+    singular = np.linalg.svd(refined[:, :2], compute_uv=False)
+    if singular[0] > max_anisotropy * singular[1]:
         return transform
     return refined
 
@@ -650,7 +655,7 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
     ink = region & (np.abs(gray8.astype(np.int16) - ink_level) <= 1)
     if ink.sum() < INK_SHARE * region.sum():
         return False
-    return cv2.erode(ink.astype(np.uint8), _disc(STROKE_WIDTH)).sum() < INK_SOLID_SHARE * ink.sum()
+    return cv2.erode(ink.astype(np.uint8), disc(STROKE_WIDTH)).sum() < INK_SOLID_SHARE * ink.sum()
 
 
 def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, copy: np.ndarray,
@@ -661,12 +666,13 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
     The steps are compared outside the (slightly widened) event only, since for a reflection or
     a half turn the next step is the source itself, which says nothing.
     """
-    event = cv2.dilate((source | copy).astype(np.uint8), _disc(NCC_WINDOW)).astype(bool)
-    backward = _invert(transform)
+    event = cv2.dilate((source | copy).astype(np.uint8), disc(NCC_WINDOW)).astype(bool)
+    backward = invert(transform)
     # Each step is compared, pixel by pixel, with where it comes from in the event.
-    for step, towards_event in ((_warp_mask(source, backward), backward), (_warp_mask(copy, transform), transform)):
+    for step, towards_event in ((warp_mask(source, backward), backward), (warp_mask(copy, transform), transform)):
         beyond = step & ~event
-        if beyond.sum() < params.min_region_area:
+        # A sliver of the next step inside the image's edge says nothing either way.
+        if beyond.sum() < max(params.min_region_area, PERIODIC_MIN_STEP * source.sum()):
             continue
         x0, y0, x1, y1 = box = _bounding_box(beyond, pad=NCC_WINDOW)
         matched = correlation_in(work.gray, towards_event, box, params.min_texture_std) >= params.ncc_threshold
@@ -678,9 +684,9 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
 def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
     """Close gaps, fill holes (flat cell interiors fail the texture test), open away specks,
     and drop components smaller than `min_area`."""
-    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(CLOSE_KERNEL))
+    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc(CLOSE_KERNEL))
     filled = ndimage.binary_fill_holes(closed).astype(np.uint8)
-    opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _disc(OPEN_KERNEL))
+    opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, disc(OPEN_KERNEL))
     _, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
     return np.isin(labels, keep[keep != 0])
@@ -707,11 +713,11 @@ def _bounding_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
     return (max(0, xs.min() - pad), max(0, ys.min() - pad), min(w, xs.max() + 1 + pad), min(h, ys.max() + 1 + pad))
 
 
-def _disc(size: int) -> np.ndarray:
+def disc(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def _warp_mask(mask: np.ndarray, transform: np.ndarray) -> np.ndarray:
+def warp_mask(mask: np.ndarray, transform: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     return cv2.warpAffine(mask.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
@@ -745,7 +751,7 @@ def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
     return int((stats[1:, cv2.CC_STAT_AREA] >= min_area).sum()) > MAX_EVENT_BLOBS
 
 
-def _instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
+def event_instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
     """The event at the original size: the mask resized exactly, the transforms conjugated back."""
     height, width = original_hw
     region = np.logical_or.reduce([c.region for c in group]).astype(np.uint8)
@@ -754,6 +760,6 @@ def _instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: 
     return CopyMoveInstance(
         mask=mask,
         score=max(c.score for c in group),
-        transforms=tuple((to_original @ _homogeneous(c.transform) @ to_work)[:2] for c in group),
+        transforms=tuple((to_original @ homogeneous(c.transform) @ to_work)[:2] for c in group),
         n_inliers=sum(c.n_inliers for c in group),
     )

@@ -1,0 +1,87 @@
+"""The training-free copy-move detector (`--detector keypoint`): a keypoint path and a dense path.
+
+Both look at the image at one working size (stages/common/keypoint.py `working_scale`):
+
+- the keypoint path (stages/common/keypoint.py) matches SIFT keypoints to each other, fits a
+  transform to each agreeing group and verifies it densely; it finds small, rotated, flipped
+  and scaled objects wherever they have corners;
+- the dense path (stages/common/dense.py) matches a rotation-invariant feature at every few
+  pixels and keeps the regions whose neighbourhoods moved as one; it finds what has few
+  keypoints: rectangles of blot, smooth bands and lanes, blurred cells, whole panels.
+
+A dense proposal passes the same checks as a keypoint cluster: its transform is refined densely,
+its copy must carry its source's fine grain and not be drawn, and its event must not continue
+periodically. The verified copies of both paths are then grouped into events together, so a copy
+both paths find is one instance, explained by every transform that found it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import KeypointParams
+from .dense import DenseProposal, dense_proposals
+from .keypoint import (FINE_NCC_MIN, INLIER_SCALE, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage,
+                       event_instance, fine_correlation, group_events, invert, is_graphic, is_periodic,
+                       is_repeated_pattern, keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray,
+                       warp_mask, working_scale)
+
+
+def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
+    """Copy-move events in an RGB uint8 (H, W, 3) image, best first; [] means authentic.
+
+    A 2-D uint8 grayscale image is accepted too. Raises ValueError for any other array.
+    """
+    gray = to_gray(image)
+    height, width = gray.shape
+    if min(height, width) < MIN_IMAGE_SIDE:
+        return []
+    work = WorkingImage.of(resize_gray(gray, working_scale(height, width, params.max_side, params.min_side, params.min_short_side)))
+    copies = keypoint_copies(work, params) + dense_copies(work, params)
+    events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
+    events = without_weak_events(events, params)
+    to_work = scale_matrix(work.shape, (height, width))
+    return [event_instance(group, (height, width), to_work) for group in events]
+
+
+def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
+    """The events, less those with fewer than params.weak_inliers inliers in an image whose strongest
+    event has over 1 / params.weak_share times as many.
+
+    A handful of chance matches can pass verification on look-alike texture; beside a copy that
+    hundreds of matches support, they are far likelier chance than a second forgery, and each
+    false instance divides the image's oF1. A weak event alone is kept: it is all the evidence.
+    """
+    support = [sum(c.n_inliers for c in g) for g in events]
+    strongest = max(support, default=0)
+    return [g for g, n in zip(events, support) if n >= params.weak_inliers or n >= params.weak_share * strongest]
+
+
+def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
+    proposals = dense_proposals(work, params.dense)
+    return [c for c in (verify_proposal(work, p, params) for p in proposals) if c is not None]
+
+
+def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: KeypointParams) -> VerifiedCopy | None:
+    """The proposal as a verified copy, or None when it fails the keypoint path's dense checks.
+
+    The dense field is coarser than the working image, so its transform can be a pixel off, which
+    is enough to lose the fine grain; the densely refined transform is tried too, and the one
+    whose copy carries its source's grain best is kept.
+    """
+    candidates = [proposal.transform]
+    refined = refine_transform(work, proposal.transform, warp_mask(proposal.source, proposal.transform),
+                               params.max_anisotropy)
+    if refined is not proposal.transform:
+        candidates.append(refined)
+    grain, transform = max((fine_correlation(work, t, warp_mask(proposal.source, t)), i, t)
+                           for i, t in enumerate(candidates))[::2]
+    copy = warp_mask(proposal.source, transform)
+    source = warp_mask(copy, invert(transform))
+    if min(copy.sum(), source.sum()) < params.min_region_area:
+        return None
+    if grain < FINE_NCC_MIN or is_graphic(work.gray8, source | copy):
+        return None
+    evidence = 1.0 - np.exp(-proposal.n_points / INLIER_SCALE)
+    return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=proposal.n_points,
+                        score=float(np.clip(grain * evidence, 0.0, 1.0)),
+                        periodic=is_periodic(work, transform, source, copy, params))
