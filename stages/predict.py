@@ -86,7 +86,7 @@ def main(argv=None, prog: str | None = None) -> int:
     done = {r.case_id for r in kept}
     todo = [s for s in inputs.sources if s.case_id not in done]
     if kept:
-        print(f"resuming: {len(kept)} rows kept from the interrupted run, {len(todo)} figures to go")
+        print(f"resuming: {len(kept)} rows kept from the interrupted run, {len(todo)} images to go")
     workers = args.workers or resolve_threads(params.train.threads)
     runner, where = screen(todo, setup, workers, args.scheduler)
     new = []
