@@ -211,7 +211,7 @@ def screen_on_cluster(sources: Iterable[FigureSource], setup: ScreeningSetup, ad
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from e
     with client:
-        client.subscribe_topic(START_TOPIC, lambda event: starts.update([event[1]]))
+        client.subscribe_topic(START_TOPIC, lambda event: starts.update([event[1]["case_id"]]))
         workers = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
         def submit(source: FigureSource):
@@ -233,7 +233,8 @@ def screen_on_cluster(sources: Iterable[FigureSource], setup: ScreeningSetup, ad
 def screen_source_on_worker(source: FigureSource, setup: ScreeningSetup) -> ImageResult:
     from distributed import get_worker
 
-    get_worker().log_event(START_TOPIC, source.case_id)
+    worker = get_worker()
+    worker.log_event(START_TOPIC, {"case_id": source.case_id, "worker": worker.address})
     return screen_source(source, setup)
 
 
