@@ -2,6 +2,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -384,3 +387,27 @@ def test_forgery_kinds_that_cannot_forge_a_figure_kind_are_named():
         check_synth_params(dataclasses.replace(TINY, kinds={"blot": 1.0, "em": 1.0},
                                                forgery_kinds={"lane": 1.0, "panel": 0.0}))
     check_synth_params(dataclasses.replace(TINY, kinds={"blot": 1.0}, forgery_kinds={"lane": 1.0}))
+
+
+NO_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR"  # NumPy's AVX-512 kernel groups
+PIXEL_MATHS = """
+import hashlib, sys
+import numpy as np
+from stages.common.synth import raster
+rng = np.random.default_rng(0)
+x, y = rng.uniform(-3, 3, (2, 200_000)).astype(np.float32)
+outputs = [raster.exp(x), raster.cos(x), raster.arctan2(y, x), raster.hypot(x, y), raster.power(np.abs(x), 2.7),
+           raster.soft(raster.blob_distance(20.0, 31.0, 0.7, 0.1, rng), 0.6)]
+print(hashlib.sha256(b"".join(o.tobytes() for o in outputs)).hexdigest())
+"""
+
+
+@pytest.mark.skipif("X86_V4" not in np.__config__.CONFIG["SIMD Extensions"].get("found", []),
+                    reason="this CPU has no AVX-512 kernels to compare against")
+def test_pixels_do_not_depend_on_the_cpus_simd_kernels():
+    """NumPy picks AVX-512, AVX2 or scalar kernels by CPU, and in float32 they disagree in the last
+    bit; the generator's maths must give the same bits either way."""
+    def run(env):
+        return subprocess.run([sys.executable, "-c", PIXEL_MATHS], env=os.environ | env, check=True, text=True,
+                              capture_output=True, cwd=Path(__file__).parents[1]).stdout
+    assert run({"NPY_DISABLE_CPU_FEATURES": NO_AVX512}) == run({})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .canvas import BLACK, Box, Figure, label, picture
-from .raster import field, gaussian, grain
+from .raster import exp, field, gaussian, grain, power
 from .text import text_width
 
 PROTEINS = ("GAPDH", "b-actin", "Tubulin", "p-ERK", "ERK1/2", "p-Akt", "Akt", "p53", "Bax", "Bcl-2",
@@ -47,7 +47,7 @@ def membrane(h: int, w: int, n_lanes: int, n_rows: int, gel: bool,
     if ladder:
         for y in h * (0.06 + 0.88 * (1 - np.geomspace(1, 0.1, int(rng.integers(6, 11))))):
             _band(darkness, centres[0], y, lane_w * 0.35, 2.0, 0.0, rng.uniform(0.4, 0.8), rng)
-    density = 1.0 - np.exp(-darkness * rng.uniform(1.2, 2.6))     # film saturates on strong bands
+    density = 1.0 - exp(-darkness * rng.uniform(1.2, 2.6))     # film saturates on strong bands
     density = gaussian(density, rng.uniform(0.5, 1.2))
     shading = 0.03 * field(h, w, max(h, w) / 2, rng)
     if gel:
@@ -88,8 +88,8 @@ def _band(darkness: np.ndarray, cx: float, cy: float, half_w: float, thick: floa
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     u = (xx - cx) / half_w
     dy = (yy - (cy + smile * u ** 2 + rng.normal(0, 0.1) * thick * u)) / (thick / 2)
-    profile = np.exp(-0.5 * dy ** 2) + rng.uniform(0, 0.25) * np.exp(-np.maximum(dy, 0) / 3) * (dy > 0)
-    across = np.exp(-np.abs(u) ** rng.uniform(3, 8))
+    profile = exp(-0.5 * dy ** 2) + rng.uniform(0, 0.25) * exp(-np.maximum(dy, 0) / 3) * (dy > 0)
+    across = exp(-power(np.abs(u), rng.uniform(3, 8)))
     texture = 1 + 0.2 * grain(y1 - y0, x1 - x0, 1.0, rng)
     darkness[y0:y1, x0:x1] += strength * profile * across * texture
 

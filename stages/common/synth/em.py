@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .canvas import WHITE, Box, Figure, label, picture, scale_bar
-from .raster import add, blob_distance, field, gaussian, grain, soft
+from .raster import add, blob_distance, exp, field, gaussian, grain, soft
 from .text import text_width
 
 
@@ -45,11 +45,11 @@ def _draw_species(image: np.ndarray, species: str, rng: np.random.Generator) -> 
         r = radius * rng.uniform(0.7, 1.3)
         if species == "vesicles":
             d = blob_distance(r, r * rng.uniform(0.8, 1.0), rng.uniform(0, math.pi), 0.05, rng)
-            membrane = np.exp(-(d / rng.uniform(0.8, 1.6)) ** 2)
+            membrane = exp(-(d / rng.uniform(0.8, 1.6)) ** 2)
             add(image, rng.uniform(-0.08, 0.1) * soft(d, 0.8) - rng.uniform(0.15, 0.3) * membrane, cy, cx)
         elif species == "particles":
             d = blob_distance(r, r * rng.uniform(0.75, 1.0), rng.uniform(0, math.pi), 0.12, rng)
-            halo = np.exp(-((d - 1.5) / 1.0) ** 2)
+            halo = exp(-((d - 1.5) / 1.0) ** 2)
             add(image, -rng.uniform(0.25, 0.45) * soft(d, 0.6) + 0.05 * halo, cy, cx)
         else:
             d = blob_distance(r, r * rng.uniform(2.5, 6.0), rng.uniform(0, math.pi), 0.04, rng)

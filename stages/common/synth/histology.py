@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .canvas import Figure, picture, scale_bar
-from .raster import add, blob_distance, fibres, field, gaussian, grain, resize, scatter, soft
+from .raster import add, blob_distance, exp, fibres, field, gaussian, grain, power, resize, scatter, soft
 
 # Optical densities (R, G, B) of the common stains: colour = exp(-sum(concentration * density)),
 # so overlapping stains mix the way they do under a brightfield microscope.
@@ -51,7 +51,7 @@ def _crop_photograph(photo: np.ndarray, h: int, w: int, rng: np.random.Generator
     photo = resize(photo.astype(np.float32) / 255.0, size_h, size_w)
     top, left = int(rng.integers(0, size_h - h + 1)), int(rng.integers(0, size_w - w + 1))
     crop = np.clip(photo[top:top + h, left:left + w], 0, 1)
-    crop = crop ** rng.uniform(0.85, 1.15, 3).astype(np.float32)   # stain intensity differs between labs
+    crop = power(crop, rng.uniform(0.85, 1.15, 3).astype(np.float32))   # stain intensity differs between labs
     return crop + 0.01 * rng.standard_normal(crop.shape).astype(np.float32)
 
 
@@ -75,11 +75,11 @@ def _stained_tissue(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         if ihc and rng.random() < 0.45:     # a DAB-positive cell: stained cytoplasm, darker membrane
             cell_r = radius * 2.2
             cell = blob_distance(cell_r, cell_r * rng.uniform(0.75, 1.25), rng.uniform(0, math.pi), 0.1, rng)
-            stain = soft(cell, 1.2) * (0.45 + np.exp(-((cell + 1.0) / 1.5) ** 2))
+            stain = soft(cell, 1.2) * (0.45 + exp(-((cell + 1.0) / 1.5) ** 2))
             add(dab, stain, cy, cx, rng.uniform(0.4, 1.0))
     cytoplasm = gaussian(nuclei, 2 * radius)      # eosinophilic cytoplasm around nuclei
     hematoxylin = (nuclei * (0.7 if ihc else 1.0) + 0.12 * stroma * (1.6 if ihc else 1.0)) * tissue
     eosin = np.zeros_like(stroma) if ihc else (stroma + 1.5 * cytoplasm * tissue) * rng.uniform(0.5, 0.9)
     density = hematoxylin[:, :, None] * HEMATOXYLIN + eosin[:, :, None] * EOSIN + (dab * tissue)[:, :, None] * DAB
-    rgb = gaussian(np.exp(-density) * rng.uniform(0.93, 1.0, 3).astype(np.float32), 0.6)
+    rgb = gaussian(exp(-density) * rng.uniform(0.93, 1.0, 3).astype(np.float32), 0.6)
     return rgb + 0.012 * rng.standard_normal(rgb.shape).astype(np.float32)

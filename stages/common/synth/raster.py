@@ -16,6 +16,34 @@ from skimage.filters.rank import median as rank_median
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
+# ---------------------------------------------------------------- machine-independent maths
+# NumPy picks the kernels of its transcendental functions by the CPU it runs on (AVX-512, AVX2 or
+# scalar), and in float32 they disagree in the last bit: enough to move a few pixels across a
+# rounding step, so the dataset changed with the machine (measured: 59 bytes of 72 MB between an
+# AVX-512 and an AVX2 host). In float64 the kernels differ by an ULP or two, which rounding to
+# float32 removes, so the generator computes these in float64 and rounds.
+
+
+def exp(x) -> np.ndarray:
+    return np.exp(np.asarray(x, np.float64)).astype(np.float32)
+
+
+def cos(x) -> np.ndarray:
+    return np.cos(np.asarray(x, np.float64)).astype(np.float32)
+
+
+def arctan2(y, x) -> np.ndarray:
+    return np.arctan2(np.asarray(y, np.float64), np.asarray(x, np.float64)).astype(np.float32)
+
+
+def hypot(x, y) -> np.ndarray:
+    return np.hypot(np.asarray(x, np.float64), np.asarray(y, np.float64)).astype(np.float32)
+
+
+def power(base, exponent) -> np.ndarray:
+    return np.power(np.asarray(base, np.float64), np.asarray(exponent, np.float64)).astype(np.float32)
+
+
 # ---------------------------------------------------------------- filtering
 
 
@@ -122,9 +150,9 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], 
 def rotation_matrix(centre_xy: tuple[float, float], angle: float, scale: float) -> np.ndarray:
     """2x3 matrix rotating by `angle` degrees counter-clockwise (y down) and scaling about a centre."""
     a = math.radians(angle)
-    cos, sin = scale * math.cos(a), scale * math.sin(a)
+    c, s = scale * math.cos(a), scale * math.sin(a)
     cx, cy = centre_xy
-    return np.array([[cos, sin, (1 - cos) * cx - sin * cy], [-sin, cos, sin * cx + (1 - cos) * cy]])
+    return np.array([[c, s, (1 - c) * cx - s * cy], [-s, c, s * cx + (1 - c) * cy]])
 
 
 def remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
@@ -178,18 +206,18 @@ def blob_distance(ry: float, rx: float, angle: float, wobble: float, rng: np.ran
     ry, rx = max(ry, 1.0), max(rx, 1.0)
     half = math.ceil(max(ry, rx) * (1 + 2 * wobble) + 4)
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
-    cos, sin = math.cos(angle), math.sin(angle)
-    u, v = (xx * cos + yy * sin) / rx, (-xx * sin + yy * cos) / ry
-    rho, theta = np.hypot(u, v), np.arctan2(v, u)
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    u, v = (xx * cos_a + yy * sin_a) / rx, (-xx * sin_a + yy * cos_a) / ry
+    rho, theta = hypot(u, v), arctan2(v, u)
     boundary = np.ones_like(theta)
     for k in range(2, 6):
-        boundary += wobble * rng.uniform(0, 1) * 2 / k * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
+        boundary += wobble * rng.uniform(0, 1) * 2 / k * cos(k * theta + rng.uniform(0, 2 * math.pi))
     return (rho - boundary) * min(rx, ry)
 
 
 def soft(distance: np.ndarray, edge: float) -> np.ndarray:
     """Alpha from a signed distance, with a soft edge about `edge` pixels wide."""
-    return 1.0 / (1.0 + np.exp(np.clip(distance / max(edge, 1e-3), -30, 30)))
+    return 1.0 / (1.0 + exp(np.clip(distance / max(edge, 1e-3), -30, 30)))
 
 
 def add(canvas: np.ndarray, patch: np.ndarray, cy: float, cx: float, weight: float = 1.0) -> None:
