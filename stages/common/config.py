@@ -126,6 +126,15 @@ class DenseParams:
 
 
 @dataclass(frozen=True)
+class ExactParams:
+    enabled: bool
+    max_pixels: int
+    min_peak: float
+    ncc_threshold: float
+    min_region_area: int
+
+
+@dataclass(frozen=True)
 class KeypointParams:
     max_side: int
     min_side: int
@@ -142,6 +151,7 @@ class KeypointParams:
     weak_inliers: int
     weak_share: float
     dense: DenseParams
+    exact: ExactParams
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The training-free copy-move detector (`--detector keypoint`): a keypoint path and a dense path.
+"""The training-free copy-move detector (`--detector keypoint`): keypoint, dense and exact-copy paths.
 
 Both look at the image at one working size (stages/common/keypoint.py `working_scale`):
 
@@ -7,9 +7,12 @@ Both look at the image at one working size (stages/common/keypoint.py `working_s
   and scaled objects wherever they have corners;
 - the dense path (stages/common/dense.py) matches a rotation-invariant feature at every few
   pixels and keeps the regions whose neighbourhoods moved as one; it finds what has few
-  keypoints: rectangles of blot, smooth bands and lanes, blurred cells, whole panels.
+  keypoints: rectangles of blot, smooth bands and lanes, blurred cells, whole panels;
+- the exact-copy path (stages/common/exact.py, off by default: `keypoint.exact.enabled`)
+  correlates the image's noise with itself under the eight axis-aligned orientations, and finds
+  pasted copies that carry their source's noise, however smooth.
 
-A dense proposal passes the same checks as a keypoint cluster: its transform is refined densely,
+A dense or exact proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
 periodically. The verified copies of both paths are then grouped into events together, so a copy
 both paths find is one instance, explained by every transform that found it.
@@ -20,6 +23,7 @@ import numpy as np
 
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
+from .exact import exact_proposals
 from .keypoint import (FINE_NCC_MIN, INLIER_SCALE, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, group_events, invert, is_graphic, is_periodic,
                        is_repeated_pattern, keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray,
@@ -36,7 +40,7 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     if min(height, width) < MIN_IMAGE_SIDE:
         return []
     work = WorkingImage.of(resize_gray(gray, working_scale(height, width, params.max_side, params.min_side, params.min_short_side)))
-    copies = keypoint_copies(work, params) + dense_copies(work, params)
+    copies = keypoint_copies(work, params) + dense_copies(work, params) + exact_copies(gray, work, params)
     events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
@@ -57,7 +61,16 @@ def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams
 
 
 def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
-    proposals = dense_proposals(work, params.dense)
+    return verified_copies(work, dense_proposals(work, params.dense), params)
+
+
+def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
+    """Copies that carry their source's grain, found at the original size (`gray`) where it is
+    small enough: resampling to the working size would blur the grain they are found by."""
+    return verified_copies(work, exact_proposals(gray, work.shape, params.min_displacement, params.exact), params)
+
+
+def verified_copies(work: WorkingImage, proposals: list[DenseProposal], params: KeypointParams) -> list[VerifiedCopy]:
     return [c for c in (verify_proposal(work, p, params) for p in proposals) if c is not None]
 
 
