@@ -10,11 +10,11 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.exact import ORIENTATIONS, exact_proposals, fine_grain, orient
+from stages.common.exact import ORIENTATIONS, block_matches, exact_proposals, fine_grain, orient
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
 
-KEYPOINT = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
-PARAMS = dataclasses.replace(KEYPOINT, exact=dataclasses.replace(KEYPOINT.exact, enabled=True))
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
+NO_EXACT = dataclasses.replace(PARAMS, exact=dataclasses.replace(PARAMS.exact, enabled=False))
 
 
 @pytest.mark.parametrize("m", ORIENTATIONS[1:], ids=lambda m: str(m.ravel().tolist()))
@@ -57,7 +57,38 @@ def test_repeated_lettering_and_separate_noise_are_no_copy():
     assert not fine_grain(figure)[:40].any()
 
 
-def test_the_exact_path_is_off_unless_asked():
+def test_the_exact_path_can_be_switched_off():
     forged, _ = paste_rectangle(noisy(np.full((120, 300), 128.0), np.random.default_rng(7), 3.0), (10, 10, 60, 60), (200, 40))
-    assert exact_proposals(forged, forged.shape, KEYPOINT.min_displacement, KEYPOINT.exact) == []
     assert exact_proposals(forged, forged.shape, PARAMS.min_displacement, PARAMS.exact)
+    assert exact_proposals(forged, forged.shape, NO_EXACT.min_displacement, NO_EXACT.exact) == []
+
+
+def cell_on_noise(rng: np.random.Generator, height: int = 200, width: int = 260) -> np.ndarray:
+    background = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 8) * 60 + 140
+    return noisy(background, rng, 3.0)
+
+
+@pytest.mark.parametrize("o", range(len(ORIENTATIONS)))
+def test_a_small_object_is_found_block_by_block_in_every_orientation(o):
+    """A textured cell of 16 px is too small for a correlation peak; its blocks agree exactly."""
+    rng = np.random.default_rng(10 + o)
+    figure = cell_on_noise(rng)
+    cell = np.clip(rng.normal(90, 35, (16, 16)), 0, 255).astype(np.uint8)
+    figure[40:56, 50:66] = cell
+    m = ORIENTATIONS[o]
+    laid = {(1, 0, 0, 1): cell, (-1, 0, 0, 1): cell[:, ::-1], (1, 0, 0, -1): cell[::-1], (-1, 0, 0, -1): cell[::-1, ::-1],
+            (0, 1, 1, 0): cell.T, (0, -1, 1, 0): cell.T[:, ::-1], (0, 1, -1, 0): cell.T[::-1],
+            (0, -1, -1, 0): cell.T[::-1, ::-1]}[tuple(m.ravel())]
+    figure[130:146, 170:186] = laid
+    expected = np.array([177.5, 137.5]) - m @ np.array([57.5, 47.5])  # cell centre to copy centre
+    assert any(found == o and np.array_equal(b, expected) for found, b in block_matches(figure, 12.0))
+
+
+def test_a_scale_bar_in_every_panel_is_no_copy():
+    rng = np.random.default_rng(11)
+    figure = cell_on_noise(rng)
+    for x in (20, 150):
+        figure[170:176, x:x + 60] = 255
+        cv2.putText(figure, "50 um", (x + 5, 165), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
+    assert block_matches(figure, 12.0) == []
+    assert exact_proposals(figure, figure.shape, PARAMS.min_displacement, PARAMS.exact) == []

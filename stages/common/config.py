@@ -132,6 +132,7 @@ class ExactParams:
     min_peak: float
     ncc_threshold: float
     min_region_area: int
+    min_grain: float
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ Both look at the image at one working size (stages/common/keypoint.py `working_s
 - the dense path (stages/common/dense.py) matches a rotation-invariant feature at every few
   pixels and keeps the regions whose neighbourhoods moved as one; it finds what has few
   keypoints: rectangles of blot, smooth bands and lanes, blurred cells, whole panels;
-- the exact-copy path (stages/common/exact.py, off by default: `keypoint.exact.enabled`)
-  correlates the image's noise with itself under the eight axis-aligned orientations, and finds
-  pasted copies that carry their source's noise, however smooth.
+- the exact-copy path (stages/common/exact.py) finds pasted copies by the noise they carry
+  from their source: large ones, however smooth, by correlating the image's noise with itself
+  under the eight axis-aligned orientations; small ones, a cell of 15 px, block by block.
 
 A dense or exact proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
@@ -67,14 +67,17 @@ def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCop
 def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
     """Copies that carry their source's grain, found at the original size (`gray`) where it is
     small enough: resampling to the working size would blur the grain they are found by."""
-    return verified_copies(work, exact_proposals(gray, work.shape, params.min_displacement, params.exact), params)
+    proposals = exact_proposals(gray, work.shape, params.min_displacement, params.exact)
+    return verified_copies(work, proposals, params, min_grain=params.exact.min_grain)
 
 
-def verified_copies(work: WorkingImage, proposals: list[DenseProposal], params: KeypointParams) -> list[VerifiedCopy]:
-    return [c for c in (verify_proposal(work, p, params) for p in proposals) if c is not None]
+def verified_copies(work: WorkingImage, proposals: list[DenseProposal], params: KeypointParams,
+                    min_grain: float = FINE_NCC_MIN) -> list[VerifiedCopy]:
+    return [c for c in (verify_proposal(work, p, params, min_grain) for p in proposals) if c is not None]
 
 
-def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: KeypointParams) -> VerifiedCopy | None:
+def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: KeypointParams,
+                    min_grain: float = FINE_NCC_MIN) -> VerifiedCopy | None:
     """The proposal as a verified copy, or None when it fails the keypoint path's dense checks.
 
     The dense field is coarser than the working image, so its transform can be a pixel off, which
@@ -92,7 +95,7 @@ def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: Keypoin
     source = warp_mask(copy, invert(transform))
     if min(copy.sum(), source.sum()) < params.min_region_area:
         return None
-    if grain < FINE_NCC_MIN or is_graphic(work.gray8, source | copy):
+    if grain < min_grain or is_graphic(work.gray8, source | copy):
         return None
     evidence = 1.0 - np.exp(-proposal.n_points / INLIER_SCALE)
     return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=proposal.n_points,
