@@ -68,17 +68,16 @@ def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -
     """Copies that carry their source's grain, found at the original size (`gray`) where it is
     small enough: resampling to the working size would blur the grain they are found by."""
     proposals = exact_proposals(gray, work.shape, params.min_displacement, params.exact)
-    # Their transforms are exact (a shift, flip or quarter turn of whole pixels): nothing to refine.
-    return verified_copies(work, proposals, params, min_grain=params.exact.min_grain, refine=False)
+    return verified_copies(work, proposals, params, min_grain=params.exact.min_grain)
 
 
 def verified_copies(work: WorkingImage, proposals: list[DenseProposal], params: KeypointParams,
-                    min_grain: float = FINE_NCC_MIN, refine: bool = True) -> list[VerifiedCopy]:
-    return [c for c in (verify_proposal(work, p, params, min_grain, refine) for p in proposals) if c is not None]
+                    min_grain: float = FINE_NCC_MIN) -> list[VerifiedCopy]:
+    return [c for c in (verify_proposal(work, p, params, min_grain) for p in proposals) if c is not None]
 
 
 def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: KeypointParams,
-                    min_grain: float = FINE_NCC_MIN, refine: bool = True) -> VerifiedCopy | None:
+                    min_grain: float = FINE_NCC_MIN) -> VerifiedCopy | None:
     """The proposal as a verified copy, or None when it fails the keypoint path's dense checks.
 
     The dense field is coarser than the working image, so its transform can be a pixel off, which
@@ -86,10 +85,8 @@ def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: Keypoin
     whose copy carries its source's grain best is kept.
     """
     candidates = [proposal.transform]
-    refined = proposal.transform
-    if refine:
-        refined = refine_transform(work, proposal.transform, warp_mask(proposal.source, proposal.transform),
-                                   params.max_anisotropy)
+    refined = refine_transform(work, proposal.transform, warp_mask(proposal.source, proposal.transform),
+                               params.max_anisotropy)
     if refined is not proposal.transform:
         candidates.append(refined)
     grain, transform = max((fine_correlation(work, t, warp_mask(proposal.source, t)), i, t)
