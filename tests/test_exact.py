@@ -13,7 +13,8 @@ from stages.common.copymove import detect_copy_move
 from stages.common.exact import ORIENTATIONS, block_matches, exact_proposals, fine_grain, orient
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
 
-PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
+DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
+PARAMS = dataclasses.replace(DEFAULTS, exact=dataclasses.replace(DEFAULTS.exact, enabled=True))
 NO_EXACT = dataclasses.replace(PARAMS, exact=dataclasses.replace(PARAMS.exact, enabled=False))
 
 
@@ -92,3 +93,10 @@ def test_a_scale_bar_in_every_panel_is_no_copy():
         cv2.putText(figure, "50 um", (x + 5, 165), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
     assert block_matches(figure, 12.0) == []
     assert exact_proposals(figure, figure.shape, PARAMS.min_displacement, PARAMS.exact) == []
+
+
+@pytest.mark.xfail(strict=True, reason="open: thin antialiased lettering (no pure white in its strokes) repeated across "
+                                       "panels carries identical 'grain', so the exact path flags it; why it is off by default")
+def test_antialiased_lettering_repeated_across_panels_is_no_copy():
+    from test_keypoint import labelled_panels
+    assert detect_copy_move(labelled_panels(np.random.default_rng(0)), PARAMS) == []
