@@ -1,6 +1,6 @@
 """The training-free copy-move detector (`--detector keypoint`): keypoint, dense and exact-copy paths.
 
-Both look at the image at one working size (stages/common/keypoint.py `working_scale`):
+Their copies are verified at one working size (stages/common/keypoint.py `working_scale`):
 
 - the keypoint path (stages/common/keypoint.py) matches SIFT keypoints to each other, fits a
   transform to each agreeing group and verifies it densely; it finds small, rotated, flipped
@@ -14,8 +14,8 @@ Both look at the image at one working size (stages/common/keypoint.py `working_s
 
 A dense or exact proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
-periodically. The verified copies of both paths are then grouped into events together, so a copy
-both paths find is one instance, explained by every transform that found it.
+periodically. The verified copies of all paths are then grouped into events together, so a copy
+several paths find is one instance, explained by every transform that found it.
 """
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .config import DenseParams
-from .keypoint import (WorkingImage, apply_transform, clean_mask, homogeneous, plausible_scale, reflection,
-                       warp_mask)
+from .keypoint import (WorkingImage, apply_transform, clean_mask, homogeneous, overlaps_itself, plausible_scale,
+                       reflection, warp_mask)
 
 N_RINGS = 4  # ring means, centre to rim
 HARMONICS = (1, 2)  # angular harmonics whose magnitudes describe the outer rings
@@ -38,7 +38,6 @@ SEED_STEP = 8  # one grid point in this many asks the KD-tree; PatchMatch spread
 PATCHMATCH_ITERATIONS = 2
 MIN_FIT_SHARE = 0.6  # share of a fitting window that must hold matched points
 RANSAC_THRESHOLD = 2.0  # working pixels of the dense field
-MAX_SELF_OVERLAP = 0.3  # as in the keypoint path: a region mapped onto itself is a symmetric object
 
 
 @dataclass(frozen=True)
@@ -283,7 +282,6 @@ def proposal(field: DenseField, members: np.ndarray, to_work: np.ndarray, work_h
     source = clean_mask(source.astype(bool), params.min_region_area)
     if not source.any():
         return None
-    copy = warp_mask(source, transform)
-    if (copy & source).sum() > MAX_SELF_OVERLAP * min(copy.sum(), source.sum()):
+    if overlaps_itself(source, warp_mask(source, transform)):
         return None
     return DenseProposal(transform=transform, source=source, n_points=len(inliers))

@@ -27,8 +27,8 @@ from scipy import fft
 from scipy.spatial import cKDTree
 
 from .config import ExactParams
-from .dense import MAX_SELF_OVERLAP, DenseProposal
-from .keypoint import clean_mask, homogeneous, local_ncc, scale_matrix, warp_mask
+from .dense import DenseProposal
+from .keypoint import clean_mask, homogeneous, local_ncc, overlaps_itself, scale_matrix, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
 NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...
@@ -74,7 +74,7 @@ def exact_proposals(gray: np.ndarray, work_hw: tuple[int, int], min_displacement
         (image, shift), m, d = oriented[o], ORIENTATIONS[o], np.array(d)
         transform = np.hstack([m, (m @ d + _shift(shift))[:, None]]).astype(np.float64)
         found = copied_source(grain, image, d, transform, reach, params)
-        if found is not None and not maps_onto_itself(found, transform):
+        if found is not None and not overlaps_itself(found, warp_mask(found, transform)):
             work_transform = (to_work @ homogeneous(transform) @ np.linalg.inv(to_work))[:2]
             source = cv2.resize(found.astype(np.uint8), work_hw[::-1], interpolation=cv2.INTER_NEAREST) > 0
             proposals.append(DenseProposal(transform=work_transform, source=source,
@@ -117,20 +117,16 @@ def block_matches(gray: np.ndarray, reach: float) -> list[tuple[int, np.ndarray]
     i, j = query[found], near[found]
     apart = np.linalg.norm(centres[i] - centres[j], axis=1) >= reach
     i, j = i[apart], j[apart]
-    votes: dict[tuple[int, int, int], int] = {}
+    votes = []  # (orientation, bx, by) of every agreeing pair
     for o, permutation in enumerate(BLOCK_PERMUTATIONS):
         close = np.linalg.norm(unit[j] - unit[i][:, permutation], axis=1) <= MATCH_DISTANCE
         b = np.round(centres[j[close]] - centres[i[close]] @ ORIENTATIONS[o].T).astype(int)
-        for bx, by in b:
-            votes[(o, bx, by)] = votes.get((o, bx, by), 0) + 1
-    best = sorted((n, key) for key, n in votes.items() if n >= MIN_BLOCK_VOTES)[::-1][:MAX_BLOCK_CANDIDATES]
-    return [(o, np.array([bx, by])) for _, (o, bx, by) in best]
-
-
-def maps_onto_itself(source: np.ndarray, transform: np.ndarray) -> bool:
-    """A region laid mostly onto itself is a symmetric object or a texture, not a copy."""
-    copy = warp_mask(source, transform)
-    return (copy & source).sum() > MAX_SELF_OVERLAP * min(copy.sum(), source.sum())
+        votes.append(np.column_stack([np.full(len(b), o), b]))
+    keys, counts = np.unique(np.vstack(votes), axis=0, return_counts=True)
+    # Most votes first; ties broken by the key, highest first.
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0], counts))[::-1]
+    best = [k for k in order if counts[k] >= MIN_BLOCK_VOTES][:MAX_BLOCK_CANDIDATES]
+    return [(int(keys[k, 0]), keys[k, 1:]) for k in best]
 
 
 def fine_grain(gray: np.ndarray) -> np.ndarray:
@@ -217,21 +213,8 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
         return None
     yy, xx = np.mgrid[:h, :w]
     moves = np.hypot(*(np.tensordot(transform[:, :2] - np.eye(2), [xx, yy], axes=1) + transform[:, 2, None, None]))
-    region = clean_within_box(agree.astype(bool) & (moves >= reach), params.min_region_area)
+    region = clean_mask(agree.astype(bool) & (moves >= reach), params.min_region_area)
     return region if region.any() else None
-
-
-def clean_within_box(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """keypoint.clean_mask on the mask's bounding box only: the same result, at a fraction of the cost."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
-        return mask
-    pad = 8  # beyond the closing and opening kernels' reach
-    y0, y1 = max(0, rows[0] - pad), min(mask.shape[0], rows[-1] + pad + 1)
-    x0, x1 = max(0, cols[0] - pad), min(mask.shape[1], cols[-1] + pad + 1)
-    out = np.zeros_like(mask)
-    out[y0:y1, x0:x1] = clean_mask(mask[y0:y1, x0:x1], min_area)
-    return out
 
 
 def detrended(flat: np.ndarray) -> np.ndarray:
