@@ -69,7 +69,10 @@ def test_pip_install_then_screen_from_an_empty_folder(tmp_path):
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "stages", source / "stages", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # Without a pip of its own the environment uses the system's pip and setuptools, the ones the
+    # project is installed with: Python 3.11's bundled setuptools cannot build a wheel without the
+    # `wheel` package.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(source)],
                    check=True, cwd=tmp_path)
