@@ -35,6 +35,7 @@ NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...
 MIN_NOISY_SHARE = 0.5  # ... and this share of the window's pixels have noise: drawn areas have little
 OVERLAY_MARGIN = 2  # pixels around pure black or white that count as drawn over the picture
 GRAIN_CLIP = 3.0
+STROKE_LEVELS = 12.0  # a residual this many times its surroundings' median |residual| is a drawn stroke
 NCC_WINDOW = 9  # side of the window in which grain and copy are correlated
 PEAKS_PER_ORIENTATION = 6
 PEAK_SPACING = 5  # a peak is the largest correlation within this many shifts
@@ -139,12 +140,28 @@ def fine_grain(gray: np.ndarray) -> np.ndarray:
     """
     image = gray.astype(np.float32)
     noise = image - cv2.medianBlur(gray, 3).astype(np.float32)
+    noise[strokes(noise)] = 0.0
     window = (SPREAD_WINDOW, SPREAD_WINDOW)
     spread = np.sqrt(cv2.blur(noise * noise, window, borderType=cv2.BORDER_REFLECT))
     noisy_share = cv2.blur((np.abs(noise) >= NOISE_FLOOR).astype(np.float32), window, borderType=cv2.BORDER_REFLECT)
     imaged = (noisy_share >= MIN_NOISY_SHARE) & (spread >= NOISE_FLOOR) & ~overlay(gray)
     normalised = np.where(imaged, noise / np.maximum(spread, NOISE_FLOOR), 0.0)
     return np.clip(normalised, -GRAIN_CLIP, GRAIN_CLIP).astype(np.float32)
+
+
+def strokes(noise: np.ndarray) -> np.ndarray:
+    """Pixels whose residual stands far above the noise around them, and their neighbours.
+
+    A thin line or an antialiased letter is what a 3x3 median removes whole, so its residual is
+    its stroke, not noise, and every repetition of the letter would repeat it. Noise is measured
+    robustly (the local median of |residual|), so the strokes do not raise it.
+    """
+    magnitude = np.abs(noise)
+    # In quarter grey levels: cv2's large median takes uint8, and whole levels are too coarse for faint noise.
+    quarters = np.minimum(np.rint(4 * magnitude), 255).astype(np.uint8)
+    level = np.maximum(cv2.medianBlur(quarters, SPREAD_WINDOW).astype(np.float32) / 4, NOISE_FLOOR)
+    far = (magnitude > STROKE_LEVELS * level).astype(np.uint8)
+    return cv2.dilate(far, np.ones((3, 3), np.uint8)) > 0
 
 
 def overlay(gray: np.ndarray) -> np.ndarray:
