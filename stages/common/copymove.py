@@ -44,7 +44,11 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
-    return [event_instance(group, (height, width), to_work) for group in events]
+    instances = [event_instance(group, (height, width), to_work) for group in events]
+    # Drawn content is judged again at its own resolution: upscaling a small figure to the working
+    # size blurs a label's flat tones into many levels, and a repeated "kDa" or "10 um" then
+    # passes for a picture.
+    return [instance for instance in instances if not is_graphic(gray, instance.mask)]
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
