@@ -411,3 +411,25 @@ def test_pixels_do_not_depend_on_the_cpus_simd_kernels():
         return subprocess.run([sys.executable, "-c", PIXEL_MATHS], env=os.environ | env, check=True, text=True,
                               capture_output=True, cwd=Path(__file__).parents[1]).stdout
     assert run({"NPY_DISABLE_CPU_FEATURES": NO_AVX512}) == run({})
+
+
+def test_panels_never_show_two_fields_of_the_one_tissue_photograph(monkeypatch):
+    """Two crops of the bundled photograph in one figure could overlap: one specimen shown as two
+    conditions is a duplication, so an 'authentic' label there would be wrong."""
+    from stages.common.synth import histology, panels
+
+    procedural = []
+
+    def no_crop(*args, **kwargs):
+        raise AssertionError("a panel was cropped from the bundled photograph")
+
+    def counted(*args, **kwargs):
+        procedural.append(1)
+        return stained_tissue(*args, **kwargs)
+
+    stained_tissue = histology._stained_tissue
+    monkeypatch.setattr(histology, "_crop_photograph", no_crop)
+    monkeypatch.setattr(histology, "_stained_tissue", counted)
+    for seed in range(12):
+        panels.render(240, 320, np.random.default_rng(seed))
+    assert procedural, "no tissue panel was drawn, so the test saw nothing"

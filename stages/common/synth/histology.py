@@ -29,10 +29,11 @@ def _ihc_photograph() -> np.ndarray | None:
         return None
 
 
-def render(h: int, w: int, rng: np.random.Generator) -> Figure:
-    photograph = _ihc_photograph()
-    if photograph is not None and rng.random() < 0.5:
-        figure = picture(_crop_photograph(photograph, h, w, rng))
+def render(h: int, w: int, rng: np.random.Generator, photograph: bool = True) -> Figure:
+    """A crop of the IHC photograph or a procedural section; only procedural ones without `photograph`."""
+    photo = _ihc_photograph() if photograph else None
+    if photo is not None and rng.random() < 0.5:
+        figure = picture(_crop_photograph(photo, h, w, rng))
     else:
         figure = picture(_stained_tissue(h, w, rng))
     if rng.random() < 0.5:

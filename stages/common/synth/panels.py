@@ -1,6 +1,7 @@
 """Multi-panel figures: 2 to 4 lettered panels of one experiment, or split channels beside their merge."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -9,8 +10,10 @@ from . import blot, em, fluorescence, histology
 from .canvas import BLACK, Box, Figure, label, picture
 from .text import text_width
 
-PANEL_KINDS = {"fluorescence": fluorescence.render, "histology": histology.render, "em": em.render,
-               "blot": blot.render}
+# Panels of tissue are procedural: two crops of the one bundled photograph would show overlapping
+# fields of one specimen as two conditions, which is the very duplication a screen looks for.
+PANEL_KINDS = {"fluorescence": fluorescence.render, "histology": functools.partial(histology.render, photograph=False),
+               "em": em.render, "blot": blot.render}
 CONDITIONS = ("Control", "Vehicle", "siCtrl", "siRNA", "WT", "KO", "DMSO", "Drug", "0 h", "24 h", "48 h", "Mock")
 CHANNEL_NAMES = ("DAPI", "GFP", "Merge")
 
