@@ -245,18 +245,22 @@ def test_dense_path_can_be_switched_off():
     assert dense_copies(WorkingImage.of(forged), NO_DENSE) == []
 
 
-def test_weak_events_beside_a_strong_one_are_dropped_but_a_weak_one_alone_is_kept():
+def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shift_alone_is_kept():
     from stages.common.copymove import without_weak_events
     from stages.common.keypoint import VerifiedCopy
 
-    def event(n_inliers):
+    def event(n_inliers, scale=1.0):
         mask = np.zeros((4, 4), bool)
-        return [VerifiedCopy(mask, mask, np.eye(2, 3), n_inliers, 0.9, False)]
+        return [VerifiedCopy(mask, mask, np.hstack([scale * np.eye(2), np.zeros((2, 1))]), n_inliers, 0.9, False)]
 
     strong, weak, second = event(321), event(5), event(40)
     assert without_weak_events([strong, weak, second], PARAMS) == [strong, second]
     assert without_weak_events([weak], PARAMS) == [weak]
     assert without_weak_events([strong, weak], dataclasses.replace(PARAMS, weak_share=0.0)) == [strong, weak]
+    # a rescaled event needs weak_inliers even alone; a barely rescaled one (refinement's wobble) does not
+    assert without_weak_events([event(5, scale=1.15)], PARAMS) == []
+    assert without_weak_events([event(5, scale=1.02)], PARAMS) != []
+    assert without_weak_events([event(40, scale=0.85)], PARAMS) != []
 
 
 def test_a_refinement_that_stretches_one_axis_is_refused():

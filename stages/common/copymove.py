@@ -27,7 +27,9 @@ from .exact import exact_proposals
 from .keypoint import (FINE_NCC_MIN, INLIER_SCALE, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, group_events, invert, is_graphic, is_periodic,
                        is_repeated_pattern, keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray,
-                       warp_mask, working_scale)
+                       transform_scale, warp_mask, working_scale)
+
+RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
 
 
 def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
@@ -52,16 +54,24 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
-    """The events, less those with fewer than params.weak_inliers inliers in an image whose strongest
-    event has over 1 / params.weak_share times as many.
+    """The events, less the weak ones: those with fewer than params.weak_inliers inliers, in an
+    image whose strongest event has over 1 / params.weak_share times as many, or that rescale.
 
     A handful of chance matches can pass verification on look-alike texture; beside a copy that
     hundreds of matches support, they are far likelier chance than a second forgery, and each
-    false instance divides the image's oF1. A weak event alone is kept: it is all the evidence.
+    false instance divides the image's oF1. A weak event alone is kept, as all the evidence,
+    unless every one of its transforms rescales: a similarity has twice the unknowns of a shift,
+    so a handful of spots fits one by chance among look-alike cells of many sizes.
     """
     support = [sum(c.n_inliers for c in g) for g in events]
     strongest = max(support, default=0)
-    return [g for g, n in zip(events, support) if n >= params.weak_inliers or n >= params.weak_share * strongest]
+    return [g for g, n in zip(events, support)
+            if n >= params.weak_inliers or (n >= params.weak_share * strongest and not rescales(g))]
+
+
+def rescales(event: list[VerifiedCopy]) -> bool:
+    """True when every copy of the event is larger or smaller than its source by over RESCALE_TOLERANCE."""
+    return all(abs(transform_scale(c.transform) - 1.0) > RESCALE_TOLERANCE for c in event)
 
 
 def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

@@ -490,9 +490,13 @@ def _residual(transform: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.nda
     return np.linalg.norm(apply_transform(transform, src) - dst, axis=1)
 
 
+def transform_scale(transform: np.ndarray) -> float:
+    """How much larger the copy is than its source, by length."""
+    return float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+
+
 def plausible_scale(transform: np.ndarray) -> bool:
-    scale = np.sqrt(abs(np.linalg.det(transform[:, :2])))
-    return SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
+    return SCALE_RANGE[0] <= transform_scale(transform) <= SCALE_RANGE[1]
 
 
 # ---------------------------------------------------------------- dense verification
