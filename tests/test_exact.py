@@ -10,7 +10,8 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.exact import ORIENTATIONS, block_matches, exact_proposals, fine_grain, orient, strokes
+from stages.common.exact import (BLOCK, ORIENTATIONS, block_matches, detrended, detrended_spread, exact_proposals,
+                                 fine_grain, orient, strokes)
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
 
 DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
@@ -109,3 +110,29 @@ def test_strokes_are_the_residuals_far_above_their_surroundings():
     found = strokes(noise)
     assert found[29:32, 10:50].all()
     assert found[:20].mean() < 0.01 and found[40:].mean() < 0.01
+
+
+def test_the_spread_from_window_sums_is_that_of_each_detrended_block():
+    rng = np.random.default_rng(3)
+    gray = np.clip(rng.normal(128, 40, (37, 53)) + np.arange(53) * 1.5, 0, 255).astype(np.uint8)
+    blocks = np.lib.stride_tricks.sliding_window_view(gray.astype(np.float32), (BLOCK, BLOCK))
+    flattened = detrended(blocks.reshape(-1, BLOCK * BLOCK)).std(axis=1).reshape(blocks.shape[:2])
+    np.testing.assert_allclose(detrended_spread(gray), flattened, atol=1e-3)
+
+
+def test_the_paths_give_the_same_answer_on_one_thread_and_beside_each_other():
+    """With a second core the exact path runs in a thread of its own; nothing it returns may change."""
+    forged, _ = paste_rectangle(smooth_blot(np.random.default_rng(5)), (40, 20, 150, 70), (300, 40))
+    answers = []
+    threads = cv2.getNumThreads()
+    try:
+        for n in (1, 2):
+            cv2.setNumThreads(n)
+            answers.append(detect_copy_move(forged, PARAMS))
+    finally:
+        cv2.setNumThreads(threads)
+    one, two = answers
+    assert one, "the pasted rectangle must be found for the comparison to mean anything"
+    assert len(one) == len(two)
+    for a, b in zip(one, two):
+        assert a.score == b.score and np.array_equal(a.mask, b.mask)

@@ -43,9 +43,10 @@ POINT_AREA = 16  # pixels of region per supporting point, so n_points compares w
 BLOCK = 6  # side of the blocks matched one by one, for copies too small to raise a correlation peak
 BLOCK_MIN_STD = 4.0  # grey levels off the block's plane: flatter blocks say nothing about where they came from
 MAX_BLOCKS = 120_000  # textured blocks looked up, evenly spread over the image
-KEY_DIMS = 12  # principal components of a block's key used for the lookup ...
-KEY_DISTANCE = 0.05  # ... and how near a key must be to be compared in full
-LOOKUPS = 4  # nearest keys compared in full
+KEY_DIMS = 12  # principal components of a block's key ...
+KEY_DISTANCE = 0.05  # ... and how near a key must be for the block to be compared in full
+LOOKUP_DIMS = 8  # the leading components the KD-tree searches: in all 12 it visits twice the leaves ...
+LOOKUPS = 6  # ... for this many nearest keys, those within KEY_DISTANCE in all 12 then compared in full
 MATCH_DISTANCE = 0.2  # between unit-norm blocks (a correlation of 0.98)
 MIN_BLOCK_VOTES = 8  # block pairs that must agree on one transform
 MAX_BLOCK_CANDIDATES = 12
@@ -98,26 +99,27 @@ def block_matches(gray: np.ndarray, reach: float) -> list[tuple[int, np.ndarray]
     """
     blocks = np.lib.stride_tricks.sliding_window_view(gray.astype(np.float32), (BLOCK, BLOCK))
     rows, cols = np.mgrid[:blocks.shape[0], :blocks.shape[1]]
-    flat = detrended(blocks.reshape(-1, BLOCK * BLOCK))
-    spread = flat.std(axis=1)
+    spread = detrended_spread(gray).ravel()
     drawn = np.lib.stride_tricks.sliding_window_view(overlay(gray), (BLOCK, BLOCK)).any(axis=(2, 3)).ravel()
     keep = np.flatnonzero((spread >= BLOCK_MIN_STD) & ~drawn)
     if len(keep) > MAX_BLOCKS:
         keep = keep[np.linspace(0, len(keep) - 1, MAX_BLOCKS).astype(int)]
     if len(keep) < 2:
         return []
-    unit = flat[keep] / (spread[keep, None] * BLOCK)
+    unit = detrended(blocks.reshape(-1, BLOCK * BLOCK)[keep]) / (spread[keep, None] * BLOCK)
     centres = np.stack([cols.ravel()[keep], rows.ravel()[keep]], axis=1) + (BLOCK - 1) / 2
     keys = orientation_free_keys(unit)
     # Every block is in the tree, every other row and column asks it: a copy of any shift still
     # has most of its blocks asked, at a quarter of the cost.
     asking = np.flatnonzero((rows.ravel()[keep] % 2 == 0) & (cols.ravel()[keep] % 2 == 0))
-    dist, near = cKDTree(keys).query(keys[asking], k=LOOKUPS + 1, distance_upper_bound=KEY_DISTANCE)
+    lookup = keys[:, :LOOKUP_DIMS]
+    dist, near = cKDTree(lookup).query(lookup[asking], k=LOOKUPS + 1, distance_upper_bound=KEY_DISTANCE)
     query = np.broadcast_to(asking[:, None], near.shape)
     found = np.isfinite(dist) & (near != query)
     i, j = query[found], near[found]
     apart = np.linalg.norm(centres[i] - centres[j], axis=1) >= reach
-    i, j = i[apart], j[apart]
+    alike = np.linalg.norm(keys[i] - keys[j], axis=1) <= KEY_DISTANCE
+    i, j = i[apart & alike], j[apart & alike]
     votes = []  # (orientation, bx, by) of every agreeing pair
     for o, permutation in enumerate(BLOCK_PERMUTATIONS):
         close = np.linalg.norm(unit[j] - unit[i][:, permutation], axis=1) <= MATCH_DISTANCE
@@ -228,20 +230,44 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
     # Chance agreement is scattered and one opening removes it; most candidates end here, cheaply.
     if cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).sum() < params.min_region_area:
         return None
-    yy, xx = np.mgrid[:h, :w]
-    moves = np.hypot(*(np.tensordot(transform[:, :2] - np.eye(2), [xx, yy], axes=1) + transform[:, 2, None, None]))
-    region = clean_mask(agree.astype(bool) & (moves >= reach), params.min_region_area)
+    rows, cols = np.nonzero(agree)
+    near = np.hypot(*((transform[:, :2] - np.eye(2)) @ [cols, rows] + transform[:, 2:])) < reach
+    agree[rows[near], cols[near]] = 0
+    region = clean_mask(agree.astype(bool), params.min_region_area)
     return region if region.any() else None
 
 
 def detrended(flat: np.ndarray) -> np.ndarray:
     """Flattened blocks less their mean and their best-fitting plane: on a smooth slope every
     block is the same ramp, and only what is left over (texture, noise) tells blocks apart."""
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    return centred - (centred @ BLOCK_PLANE.T) @ BLOCK_PLANE
+
+
+def detrended_spread(gray: np.ndarray) -> np.ndarray:
+    """The standard deviation of every BLOCK x BLOCK block less its plane (that of `detrended`),
+    indexed by the block's top-left corner, from sums over sliding windows: flattening every
+    block of the image first would cost more than all the rest of the lookup.
+
+    The planes are orthonormal and sum to zero, so the detrended energy is the block's energy
+    less its mean's and its projections on the two planes'.
+    """
+    image = gray.astype(np.float64)
+
+    def window_sum(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(x, -1, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)[:1 - BLOCK, :1 - BLOCK]
+    ones = np.ones((BLOCK, BLOCK))
+    energy = window_sum(image * image, ones) - window_sum(image, ones) ** 2 / BLOCK**2
+    for plane in BLOCK_PLANE:
+        energy -= window_sum(image, plane.reshape(BLOCK, BLOCK).astype(np.float64)) ** 2
+    return np.sqrt(np.maximum(energy, 0.0) / BLOCK**2).astype(np.float32)
+
+
+def _block_plane() -> np.ndarray:
+    """The two unit ramps (along x, along y) of a flattened block, centred on it."""
     ys, xs = np.mgrid[:BLOCK, :BLOCK]
     plane = np.stack([xs.ravel() - (BLOCK - 1) / 2, ys.ravel() - (BLOCK - 1) / 2]).astype(np.float32)
-    plane /= np.linalg.norm(plane, axis=1, keepdims=True)
-    centred = flat - flat.mean(axis=1, keepdims=True)
-    return centred - (centred @ plane.T) @ plane
+    return plane / np.linalg.norm(plane, axis=1, keepdims=True)
 
 
 def orientation_free_keys(unit: np.ndarray) -> np.ndarray:
@@ -271,5 +297,6 @@ def _block_permutation(m: np.ndarray) -> np.ndarray:
     return y * BLOCK + x
 
 
+BLOCK_PLANE = _block_plane()
 BLOCK_PERMUTATIONS = tuple(_block_permutation(m) for m in ORIENTATIONS)
 BLOCK_RINGS = _block_rings()
