@@ -106,12 +106,14 @@ def block_matches(gray: np.ndarray, reach: float) -> list[tuple[int, np.ndarray]
         keep = keep[np.linspace(0, len(keep) - 1, MAX_BLOCKS).astype(int)]
     if len(keep) < 2:
         return []
-    unit = detrended(blocks.reshape(-1, BLOCK * BLOCK)[keep]) / (spread[keep, None] * BLOCK)
-    centres = np.stack([cols.ravel()[keep], rows.ravel()[keep]], axis=1) + (BLOCK - 1) / 2
+    # Only the kept blocks are copied out of the window view: reshaping the view copies them all.
+    kept_rows, kept_cols = rows.ravel()[keep], cols.ravel()[keep]
+    unit = detrended(blocks[kept_rows, kept_cols].reshape(-1, BLOCK * BLOCK)) / (spread[keep, None] * BLOCK)
+    centres = np.stack([kept_cols, kept_rows], axis=1) + (BLOCK - 1) / 2
     keys = orientation_free_keys(unit)
     # Every block is in the tree, every other row and column asks it: a copy of any shift still
     # has most of its blocks asked, at a quarter of the cost.
-    asking = np.flatnonzero((rows.ravel()[keep] % 2 == 0) & (cols.ravel()[keep] % 2 == 0))
+    asking = np.flatnonzero((kept_rows % 2 == 0) & (kept_cols % 2 == 0))
     lookup = keys[:, :LOOKUP_DIMS]
     dist, near = cKDTree(lookup).query(lookup[asking], k=LOOKUPS + 1, distance_upper_bound=KEY_DISTANCE)
     query = np.broadcast_to(asking[:, None], near.shape)
@@ -256,6 +258,7 @@ def detrended_spread(gray: np.ndarray) -> np.ndarray:
 
     def window_sum(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         return cv2.filter2D(x, -1, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)[:1 - BLOCK, :1 - BLOCK]
+
     ones = np.ones((BLOCK, BLOCK))
     energy = window_sum(image * image, ones) - window_sum(image, ones) ** 2 / BLOCK**2
     for plane in BLOCK_PLANE:
