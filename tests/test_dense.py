@@ -249,9 +249,9 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
     from stages.common.copymove import without_weak_events
     from stages.common.keypoint import VerifiedCopy
 
-    def event(n_inliers, scale=1.0):
+    def event(n_inliers, scale=1.0, peak=0.3):
         mask = np.zeros((4, 4), bool)
-        return [VerifiedCopy(mask, mask, np.hstack([scale * np.eye(2), np.zeros((2, 1))]), n_inliers, 0.9, False)]
+        return [VerifiedCopy(mask, mask, np.hstack([scale * np.eye(2), np.zeros((2, 1))]), n_inliers, 0.9, peak, False)]
 
     strong, weak, second = event(321), event(5), event(40)
     assert without_weak_events([strong, weak, second], PARAMS) == [strong, second]

@@ -21,10 +21,13 @@ from stages.common.keypoint import (
     Keypoints,
     Neighbours,
     detect_keypoints,
+    WorkingImage,
     evidence_map,
     filled_holes,
+    fine_correlation,
     frame_transform,
     g2nn_matches,
+    grain_peak,
     image_score,
     local_ncc,
     mirror_descriptors,
@@ -227,6 +230,34 @@ def test_copied_cell_is_found_with_three_inliers(name):
     figure, centres = fluorescence_figure(rng, 320, 384)
     forged, truth = paste_copy(figure, rng, radius=26, source_center=centres[0], **TRANSFORMS[name])
     assert pixel_f1(union(detect_copy_move(as_rgb(forged), LENIENT), truth.shape), truth) >= 0.7
+
+
+def test_small_rotated_copy_with_too_few_spots_is_found_by_its_grain_peak():
+    # A turned 16 px object offers fewer than min_inliers matched keypoint spots; its grain,
+    # which correlates with the source's at the transform and not a pixel off, is the evidence.
+    rng = np.random.default_rng(5)
+    forged, truth = paste_copy(textured_background(rng, 240, 300), rng, radius=16, angle=50.0)
+    found = union(detect_copy_move(as_rgb(forged), PARAMS), truth.shape)
+    assert pixel_f1(found, truth) >= 0.7
+    no_peak = dataclasses.replace(PARAMS, grain_peak=9.0)
+    assert pixel_f1(union(detect_copy_move(as_rgb(forged), no_peak), truth.shape), truth) < 0.7
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grain_peaks_at_a_copy_and_not_at_a_band_cast_from_the_same_template(seed):
+    gel = gel_with_lanes(np.random.default_rng(seed))  # bands at y 40, 110, 170, one lane every 50 px
+    first = 35  # centre x of the first lane
+    gel[155:186, first + 130:first + 171] = gel[25:56, first - 20:first + 21]  # row 1, lane 1 -> row 3, lane 4
+    band = object_mask(*gel.shape, (first, 40), (17, 6), 0.0)
+    work = WorkingImage.of(gel)
+
+    def peak(dx, dy):
+        transform = np.float64([[1, 0, dx], [0, 1, dy]])
+        copy = np.roll(band, (dy, dx), axis=(0, 1))
+        return grain_peak(work, transform, copy, fine_correlation(work, transform, copy))
+
+    copied, look_alike = peak(150, 130), peak(50, 0)
+    assert copied >= 0.5 >= PARAMS.grain_peak > look_alike
 
 
 def test_instance_explains_the_copy_at_the_original_size():

@@ -144,6 +144,7 @@ class KeypointParams:
     ratio: float
     min_displacement: float
     min_inliers: int
+    grain_peak: float
     ransac_threshold: float
     max_anisotropy: float
     ncc_threshold: float

@@ -28,11 +28,12 @@ from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
 from .keypoint import (FINE_NCC_MIN, INLIER_SCALE, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage,
-                       event_instance, fine_correlation, group_events, invert, is_graphic, is_periodic,
+                       event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic, is_periodic,
                        is_repeated_pattern, keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray,
                        transform_scale, warp_mask, working_scale)
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
+MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
 
 
 def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
@@ -46,7 +47,7 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
         return []
     work = WorkingImage.of(resize_gray(gray, working_scale(height, width, params.max_side, params.min_side, params.min_short_side)))
     copies = path_copies(gray, work, params)
-    events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
+    events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area) and peaks(g)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
     instances = [event_instance(group, (height, width), to_work) for group in events]
@@ -86,6 +87,15 @@ def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams
     strongest = max(support, default=0)
     return [g for g, n in zip(events, support)
             if n >= params.weak_inliers or (n >= params.weak_share * strongest and not rescales(g))]
+
+
+def peaks(event: list[VerifiedCopy]) -> bool:
+    """True when the grain of at least one copy of the event peaks at its transform by MIN_GRAIN_PEAK.
+
+    Where it does not, source and copy share their shape and not their noise: look-alikes, such
+    as bands cast from one template, whose smooth edges pass for grain (keypoint.py `grain_peak`).
+    """
+    return max(c.grain_peak for c in event) >= MIN_GRAIN_PEAK
 
 
 def rescales(event: list[VerifiedCopy]) -> bool:
@@ -133,4 +143,5 @@ def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: Keypoin
     evidence = 1.0 - np.exp(-proposal.n_points / INLIER_SCALE)
     return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=proposal.n_points,
                         score=float(np.clip(grain * evidence, 0.0, 1.0)),
+                        grain_peak=grain_peak(work, transform, copy, grain),
                         periodic=is_periodic(work, transform, source, copy, params))
