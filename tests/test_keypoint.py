@@ -29,6 +29,7 @@ from stages.common.keypoint import (
     g2nn_matches,
     grain_peak,
     image_score,
+    is_lettering,
     local_ncc,
     mirror_descriptors,
     working_scale,
@@ -187,6 +188,20 @@ def scattered_prints(rng: np.random.Generator, count: int = 9, height: int = 300
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def tissue_with_scale_bars(rng: np.random.Generator) -> np.ndarray:
+    """Four pale textured panels, each with a black scale bar and its "50 um", on white gaps."""
+    tiles = []
+    for _ in range(4):
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (180, 220)).astype(np.float32), (0, 0), 1.5)
+        tile = np.clip(215 + 30 * noise / noise.std() + rng.normal(0, 3, noise.shape), 0, 255).astype(np.uint8)
+        cv2.rectangle(tile, (150, 160), (205, 164), 0, -1)
+        cv2.putText(tile, "50 um", (152, 152), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+        tiles.append(tile)
+    gap = np.full((180, 6), 255, np.uint8)
+    rows = [np.hstack([tiles[0], gap, tiles[1]]), np.hstack([tiles[2], gap, tiles[3]])]
+    return np.vstack([rows[0], np.full((6, rows[0].shape[1]), 255, np.uint8), rows[1]])
+
+
 def labelled_panels(rng: np.random.Generator) -> np.ndarray:
     """Four fluorescence panels, each with a panel letter and a scale bar with its label."""
     tiles = []
@@ -335,6 +350,26 @@ def test_bands_cast_from_one_template_are_not_copies(seed, min_inliers):
 
 def test_one_symbol_printed_many_times_is_a_pattern_not_a_forgery():
     assert detect_copy_move(scattered_prints(np.random.default_rng(0)), PARAMS) == []
+
+
+def test_scale_bar_labels_drawn_over_the_picture_are_authentic():
+    # Anti-aliased black letters on a pale picture: no one grey level holds their ink, so only
+    # the black-and-white test tells the label, repeated pixel for pixel in every panel, from a copy.
+    figure = tissue_with_scale_bars(np.random.default_rng(3))
+    label = np.zeros(figure.shape, bool)
+    label[138:168, 148:210] = True
+    assert is_lettering(figure, label)
+    assert detect_copy_move(figure, PARAMS) == []
+
+
+def test_pictures_are_not_lettering():
+    rng = np.random.default_rng(0)
+    cells, centres = fluorescence_figure(rng, 320, 384)
+    around = object_mask(320, 384, centres[0], (30, 24), 0.0)  # a cell and the background around it
+    saturated = np.where(object_mask(320, 384, centres[0], (20, 14), 0.0), 255, 0).astype(np.uint8)
+    assert saturated[around].min() == 0 and saturated[around].max() == 255  # both ends, but solid
+    tissue = textured_background(rng, 320, 384)
+    assert not any(is_lettering(image, around) for image in (cells, saturated, tissue))
 
 
 @pytest.mark.parametrize("noise", [0.0, 4.0])

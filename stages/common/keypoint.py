@@ -75,6 +75,8 @@ GRAPHIC_SHARE = 0.6  # a region whose two commonest levels hold this share is dr
 INK_SHARE = 0.3  # (copies hold 0.54 at most, labels 0.65 or more), as is one whose ink holds this share
 STROKE_WIDTH = 5  # in strokes thinner than this, that one erosion wipes out ...
 INK_SOLID_SHARE = 0.3  # ... leaving less than this share of the ink (a saturated cell keeps 0.65)
+PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and white; its ink lies within INK_MARGIN
+LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
 # Events.
@@ -678,16 +680,41 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
 
     A region is drawn if its two commonest grey levels (bins of GRAPHIC_BIN) cover most of it
     (a label on a plain margin), or if one exact grey level (the ink, give or take one) covers a
-    good share of it in strokes that one erosion wipes out (a letter over an image). A saturated
-    cell is flat too, but solid; a textured object spreads over many exact levels.
+    good share of it in strokes that one erosion wipes out (a letter over an image), or if it is
+    black-and-white lettering (is_lettering). A saturated cell is flat too, but solid; a textured
+    object spreads over many exact levels.
     """
     counts = np.bincount(gray8[region] // GRAPHIC_BIN, minlength=256 // GRAPHIC_BIN)
     if np.sort(counts)[-2:].sum() >= GRAPHIC_SHARE * region.sum():
         return True
+    if is_lettering(gray8, region):
+        return True
     ink_level = int(np.bincount(gray8[region], minlength=256).argmax())
     ink = region & (np.abs(gray8.astype(np.int16) - ink_level) <= 1)
-    if ink.sum() < INK_SHARE * region.sum():
+    return ink.sum() >= INK_SHARE * region.sum() and in_strokes(ink)
+
+
+def is_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
+    """Black-and-white lettering (a label, a scale bar's text, over a margin or over the picture):
+    the region reaches pure black and pure white, holds LETTERING_SHARE of it within INK_MARGIN
+    levels of each end, and one of the two is in strokes.
+
+    Anti-aliased letters spread over many grey levels, so no one level holds their ink; but a
+    picture seldom holds both ends of the grey scale, in good shares, within one small region.
+    On the training figures every false alarm left was such a label, and no true copy was.
+    """
+    values = gray8[region]
+    if values.min() > PURE_INK or values.max() < 255 - PURE_INK:
         return False
+    dark = region & (gray8 <= INK_MARGIN)
+    bright = region & (gray8 >= 255 - INK_MARGIN)
+    if min(dark.sum(), bright.sum()) < LETTERING_SHARE * len(values):
+        return False
+    return in_strokes(dark) or in_strokes(bright)
+
+
+def in_strokes(ink: np.ndarray) -> bool:
+    """True when one erosion by a STROKE_WIDTH disc leaves under INK_SOLID_SHARE of the ink."""
     return cv2.erode(ink.astype(np.uint8), disc(STROKE_WIDTH)).sum() < INK_SOLID_SHARE * ink.sum()
 
 
