@@ -188,6 +188,13 @@ def scattered_prints(rng: np.random.Generator, count: int = 9, height: int = 300
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def two_by_two(tiles: list[np.ndarray]) -> np.ndarray:
+    """Four equal panels in a 2x2 figure, with white gaps of 6 px."""
+    gap = np.full((tiles[0].shape[0], 6), 255, np.uint8)
+    rows = [np.hstack([tiles[0], gap, tiles[1]]), np.hstack([tiles[2], gap, tiles[3]])]
+    return np.vstack([rows[0], np.full((6, rows[0].shape[1]), 255, np.uint8), rows[1]])
+
+
 def tissue_with_scale_bars(rng: np.random.Generator) -> np.ndarray:
     """Four pale textured panels, each with a black scale bar and its "50 um", on white gaps."""
     tiles = []
@@ -197,9 +204,7 @@ def tissue_with_scale_bars(rng: np.random.Generator) -> np.ndarray:
         cv2.rectangle(tile, (150, 160), (205, 164), 0, -1)
         cv2.putText(tile, "50 um", (152, 152), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
         tiles.append(tile)
-    gap = np.full((180, 6), 255, np.uint8)
-    rows = [np.hstack([tiles[0], gap, tiles[1]]), np.hstack([tiles[2], gap, tiles[3]])]
-    return np.vstack([rows[0], np.full((6, rows[0].shape[1]), 255, np.uint8), rows[1]])
+    return two_by_two(tiles)
 
 
 def labelled_panels(rng: np.random.Generator) -> np.ndarray:
@@ -211,9 +216,7 @@ def labelled_panels(rng: np.random.Generator) -> np.ndarray:
         cv2.rectangle(tile, (170, 180), (225, 185), 255, -1)
         cv2.putText(tile, "10 um", (172, 172), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1, cv2.LINE_AA)
         tiles.append(tile)
-    gap = np.full((200, 6), 255, np.uint8)
-    rows = [np.hstack([tiles[0], gap, tiles[1]]), np.hstack([tiles[2], gap, tiles[3]])]
-    return np.vstack([rows[0], np.full((6, rows[0].shape[1]), 255, np.uint8), rows[1]])
+    return two_by_two(tiles)
 
 
 def paste_translated(gray: np.ndarray, source: tuple[int, int], target: tuple[int, int],
