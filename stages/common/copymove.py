@@ -27,10 +27,10 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .keypoint import (FINE_NCC_MIN, INLIER_SCALE, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage,
-                       event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic, is_periodic,
-                       is_repeated_pattern, keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray,
-                       transform_scale, warp_mask, working_scale)
+from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
+                       fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
+                       keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
+                       verified_copy, warp_mask, working_scale)
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
@@ -140,8 +140,5 @@ def verify_proposal(work: WorkingImage, proposal: DenseProposal, params: Keypoin
         return None
     if grain < min_grain or is_graphic(work.gray8, source | copy):
         return None
-    evidence = 1.0 - np.exp(-proposal.n_points / INLIER_SCALE)
-    return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=proposal.n_points,
-                        score=float(np.clip(grain * evidence, 0.0, 1.0)),
-                        grain_peak=grain_peak(work, transform, copy, grain),
-                        periodic=is_periodic(work, transform, source, copy, params))
+    return verified_copy(work, source, copy, transform, proposal.n_points, grain,
+                         grain_peak(work, transform, copy, grain), params)

@@ -541,8 +541,15 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     peak = grain_peak(work, transform, copy, grain)
     if cluster.n_inliers < params.min_inliers and peak < params.grain_peak:
         return None
-    evidence = 1.0 - np.exp(-cluster.n_inliers / INLIER_SCALE)
-    return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=cluster.n_inliers,
+    return verified_copy(work, source, copy, transform, cluster.n_inliers, grain, peak, params)
+
+
+def verified_copy(work: WorkingImage, source: np.ndarray, copy: np.ndarray, transform: np.ndarray, n_inliers: int,
+                  grain: float, peak: float, params: KeypointParams) -> VerifiedCopy:
+    """A copy that passed its checks, scored by its grain times the evidence of its inliers, with
+    whether its pattern continues one more step (judged with its whole event)."""
+    evidence = 1.0 - np.exp(-n_inliers / INLIER_SCALE)
+    return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=n_inliers,
                         score=float(np.clip(grain * evidence, 0.0, 1.0)), grain_peak=peak,
                         periodic=is_periodic(work, transform, source, copy, params))
 
