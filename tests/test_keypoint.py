@@ -20,6 +20,7 @@ from stages.common.keypoint import (
     CopyMoveInstance,
     Keypoints,
     Neighbours,
+    VerifiedCopy,
     detect_keypoints,
     WorkingImage,
     evidence_map,
@@ -30,6 +31,7 @@ from stages.common.keypoint import (
     grain_peak,
     image_score,
     is_lettering,
+    is_repeated_pattern,
     local_ncc,
     mirror_descriptors,
     working_scale,
@@ -278,6 +280,17 @@ def test_grain_peaks_at_a_copy_and_not_at_a_band_cast_from_the_same_template(see
     assert copied >= 0.5 >= PARAMS.grain_peak > look_alike
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lane_pasted_among_look_alike_lanes_is_found(seed):
+    # Lanes cast from one template continue the copy's pattern one step further, as a lattice
+    # would; only the pasted lane repeats its source's noise, and that decides.
+    gel = gel_with_lanes(np.random.default_rng(seed))  # one lane every 50 px, the first centred at x 35
+    gel[:, 163:208] = gel[:, 13:58]  # the whole first lane pasted over the fourth
+    truth = np.zeros(gel.shape, bool)
+    truth[:, 13:58] = truth[:, 163:208] = True
+    assert pixel_f1(union(detect_copy_move(gel, PARAMS), truth.shape), truth) >= 0.7
+
+
 def test_instance_explains_the_copy_at_the_original_size():
     # 1600 px wide: the detector works at params.max_side and must map its answer back exactly.
     rng = np.random.default_rng(3)
@@ -373,6 +386,23 @@ def test_pictures_are_not_lettering():
     assert saturated[around].min() == 0 and saturated[around].max() == 255  # both ends, but solid
     tissue = textured_background(rng, 320, 384)
     assert not any(is_lettering(image, around) for image in (cells, saturated, tissue))
+
+
+def boxes_copy(boxes: list[tuple[int, int, int]]) -> VerifiedCopy:
+    """A verified copy whose region is the given squares (top, left, side)."""
+    region = np.zeros((300, 400), bool)
+    for top, left, side in boxes:
+        region[top:top + side, left:left + side] = True
+    return VerifiedCopy(source=region, copy=np.zeros_like(region), transform=np.eye(2, 3), n_inliers=50,
+                        score=0.9, grain_peak=0.3, periodic=False)
+
+
+def test_an_event_of_a_dozen_regions_is_a_pattern_and_slivers_do_not_count():
+    three_pastes = [(20, 20, 60), (20, 150, 60), (150, 20, 60)]
+    slivers = [(250, 40 * i, 12) for i in range(1, 9)]  # 144 px each: over min_region_area, 1/25 of a paste
+    assert not is_repeated_pattern([boxes_copy(three_pastes + slivers)], PARAMS.min_region_area)
+    twelve = [(10 + 70 * (i // 4), 10 + 90 * (i % 4), 40) for i in range(12)]
+    assert is_repeated_pattern([boxes_copy(twelve)], PARAMS.min_region_area)
 
 
 @pytest.mark.parametrize("noise", [0.0, 4.0])

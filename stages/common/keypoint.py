@@ -70,7 +70,7 @@ CLOSE_KERNEL, OPEN_KERNEL = 5, 3
 MAX_SELF_OVERLAP = 0.3  # a region mapped mostly onto itself is a symmetric object, not a copy
 FINE_SIGMA = 1.0  # the fine grain is what a blur of this sigma removes ...
 FINE_NCC_MIN = 0.55  # ... and a copy must reproduce it at least this well (see fine_correlation)
-GRAPHIC_BIN = 8  # grey levels per histogram bin in is_graphic
+GRAPHIC_BIN = 2  # grey levels per histogram bin in is_graphic: a drawn tone, not a smooth imaged one
 GRAPHIC_SHARE = 0.6  # a region whose two commonest levels hold this share is drawn, not imaged
 INK_SHARE = 0.3  # (copies hold 0.54 at most, labels 0.65 or more), as is one whose ink holds this share
 STROKE_WIDTH = 5  # in strokes thinner than this, that one erosion wipes out ...
@@ -82,6 +82,9 @@ PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in t
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
+# A blob under this share of its event's largest is a sliver a copy's mask leaves beside a neighbouring
+# lane or panel, not another paste: a copy at half its source's size still has a quarter of its area.
+SLIVER_SHARE = 1 / 16
 INLIER_SCALE = 4.0  # inliers at which the score's evidence term reaches 1 - 1/e
 
 
@@ -547,11 +550,15 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
 def verified_copy(work: WorkingImage, source: np.ndarray, copy: np.ndarray, transform: np.ndarray, n_inliers: int,
                   grain: float, peak: float, params: KeypointParams) -> VerifiedCopy:
     """A copy that passed its checks, scored by its grain times the evidence of its inliers, with
-    whether its pattern continues one more step (judged with its whole event)."""
+    whether its pattern continues one more step (judged with its whole event).
+
+    A copy whose grain peaks by params.grain_peak is never periodic: look-alike lanes continue
+    their pattern one more step, but only a pasted copy repeats its source's noise, and a lane
+    pasted between look-alike lanes must not be condemned by them."""
     evidence = 1.0 - np.exp(-n_inliers / INLIER_SCALE)
+    periodic = peak < params.grain_peak and is_periodic(work, transform, source, copy, params)
     return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=n_inliers,
-                        score=float(np.clip(grain * evidence, 0.0, 1.0)), grain_peak=peak,
-                        periodic=is_periodic(work, transform, source, copy, params))
+                        score=float(np.clip(grain * evidence, 0.0, 1.0)), grain_peak=peak, periodic=periodic)
 
 
 def overlaps_itself(source: np.ndarray, copy: np.ndarray) -> bool:
@@ -838,7 +845,9 @@ def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
         return True
     region = np.logical_or.reduce([c.region for c in group]).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
-    return int((stats[1:, cv2.CC_STAT_AREA] >= min_area).sum()) > MAX_EVENT_BLOBS
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    blobs = areas >= max(min_area, SLIVER_SHARE * areas.max(initial=0))
+    return int(blobs.sum()) > MAX_EVENT_BLOBS
 
 
 def event_instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
