@@ -79,6 +79,7 @@ PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and w
 LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
+STEP_GRAIN_SHARE = 0.2  # of the copy's grain correlation that a lattice's next step reaches (pasted lane 0.06, windows 0.3 or more)
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
@@ -550,15 +551,11 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
 def verified_copy(work: WorkingImage, source: np.ndarray, copy: np.ndarray, transform: np.ndarray, n_inliers: int,
                   grain: float, peak: float, params: KeypointParams) -> VerifiedCopy:
     """A copy that passed its checks, scored by its grain times the evidence of its inliers, with
-    whether its pattern continues one more step (judged with its whole event).
-
-    A copy whose grain peaks by params.grain_peak is never periodic: look-alike lanes continue
-    their pattern one more step, but only a pasted copy repeats its source's noise, and a lane
-    pasted between look-alike lanes must not be condemned by them."""
+    whether its pattern continues one more step (judged with its whole event)."""
     evidence = 1.0 - np.exp(-n_inliers / INLIER_SCALE)
-    periodic = peak < params.grain_peak and is_periodic(work, transform, source, copy, params)
     return VerifiedCopy(source=source, copy=copy, transform=transform, n_inliers=n_inliers,
-                        score=float(np.clip(grain * evidence, 0.0, 1.0)), grain_peak=peak, periodic=periodic)
+                        score=float(np.clip(grain * evidence, 0.0, 1.0)), grain_peak=peak,
+                        periodic=is_periodic(work, transform, source, copy, grain, params))
 
 
 def overlaps_itself(source: np.ndarray, copy: np.ndarray) -> bool:
@@ -732,13 +729,18 @@ def in_strokes(ink: np.ndarray) -> bool:
     return cv2.erode(ink.astype(np.uint8), disc(STROKE_WIDTH)).sum() < INK_SOLID_SHARE * ink.sum()
 
 
-def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, copy: np.ndarray,
+def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, copy: np.ndarray, grain: float,
                 params: KeypointParams) -> bool:
     """True when the pattern continues one more step either way: the source matches its own
-    preimage, or the copy matches its image. Blot lanes and lattices do; a forgery does not.
+    preimage, or the copy matches its image, in shape and in fine grain. Blot lanes, windows and
+    lattices do; a forgery does not.
 
-    The steps are compared outside the (slightly widened) event only, since for a reflection or
-    a half turn the next step is the source itself, which says nothing.
+    The grain decides between a lattice and a copy pasted into one: the next step of a lattice
+    shares the copy's fine structure about as well as the copy shares its source's (at least
+    STEP_GRAIN_SHARE of `grain`, the copy's), while a lane pasted between look-alike lanes shares
+    its source's noise and nothing with the next lane's. The steps are compared outside the
+    (slightly widened) event only, since for a reflection or a half turn the next step is the
+    source itself, which says nothing.
     """
     event = cv2.dilate((source | copy).astype(np.uint8), disc(NCC_WINDOW)).astype(bool)
     backward = invert(transform)
@@ -750,7 +752,8 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
             continue
         x0, y0, x1, y1 = box = _bounding_box(beyond, pad=NCC_WINDOW)
         matched = correlation_in(work.gray, towards_event, box, params.min_texture_std) >= params.ncc_threshold
-        if (matched & beyond[y0:y1, x0:x1]).sum() > PERIODIC_SHARE * beyond.sum():
+        if (matched & beyond[y0:y1, x0:x1]).sum() > PERIODIC_SHARE * beyond.sum() \
+                and fine_correlation(work, towards_event, beyond) >= STEP_GRAIN_SHARE * grain:
             return True
     return False
 
