@@ -249,7 +249,7 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
     from stages.common.copymove import without_weak_events
     from stages.common.keypoint import VerifiedCopy
 
-    def event(n_inliers, scale=1.0, peak=0.3):
+    def event(n_inliers, scale=1.0, peak=0.1):  # a peak under PARAMS.grain_peak: a weak event needs more
         mask = np.zeros((4, 4), bool)
         return [VerifiedCopy(mask, mask, np.hstack([scale * np.eye(2), np.zeros((2, 1))]), n_inliers, 0.9, peak, False)]
 
@@ -261,6 +261,9 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
     assert without_weak_events([event(5, scale=1.15)], PARAMS) == []
     assert without_weak_events([event(5, scale=1.02)], PARAMS) != []
     assert without_weak_events([event(40, scale=0.85)], PARAMS) != []
+    # a weak event whose grain peaks is kept beside a strong one, if it has min_inliers spots
+    peaked, peaked_few = event(5, peak=0.3), event(PARAMS.min_inliers - 1, peak=0.3)
+    assert without_weak_events([strong, peaked, peaked_few], PARAMS) == [strong, peaked]
 
 
 def test_a_refinement_that_stretches_one_axis_is_refused():

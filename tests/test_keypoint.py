@@ -263,6 +263,22 @@ def test_small_rotated_copy_with_too_few_spots_is_found_by_its_grain_peak():
     assert pixel_f1(union(detect_copy_move(as_rgb(forged), no_peak), truth.shape), truth) < 0.7
 
 
+def test_small_turned_copy_beside_a_large_copy_is_kept_by_its_grain_peak():
+    # Four spots beside a copy that thousands support are likelier chance than a second forgery,
+    # unless the small copy's grain peaks at its transform.
+    rng = np.random.default_rng(0)
+    gray = textured_background(rng, 360, 480, n_cells=40)
+    large, large_truth = paste_translated(gray, (90, 90), (380, 100), 60)
+    forged, small_truth = paste_copy(large, rng, radius=18, angle=37.0, source_center=(120, 280))
+    small_truth &= ~large_truth
+
+    def best_f1(params):
+        return max((pixel_f1(inst.mask, small_truth) for inst in detect_copy_move(forged, params)), default=0.0)
+
+    assert best_f1(PARAMS) >= 0.7
+    assert best_f1(dataclasses.replace(PARAMS, grain_peak=9.0)) < 0.7
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_grain_peaks_at_a_copy_and_not_at_a_band_cast_from_the_same_template(seed):
     gel = gel_with_lanes(np.random.default_rng(seed))  # bands at y 40, 110, 170, one lane every 50 px

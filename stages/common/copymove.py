@@ -81,21 +81,24 @@ def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams
     hundreds of matches support, they are far likelier chance than a second forgery, and each
     false instance divides the image's oF1. A weak event alone is kept, as all the evidence,
     unless every one of its transforms rescales: a similarity has twice the unknowns of a shift,
-    so a handful of spots fits one by chance among look-alike cells of many sizes.
+    so a handful of spots fits one by chance among look-alike cells of many sizes. A weak event
+    with params.min_inliers spots whose grain peaks by params.grain_peak is kept beside any other:
+    chance matches share no noise, and a small turned cell offers only a few spots.
     """
     support = [sum(c.n_inliers for c in g) for g in events]
     strongest = max(support, default=0)
     return [g for g, n in zip(events, support)
-            if n >= params.weak_inliers or (n >= params.weak_share * strongest and not rescales(g))]
+            if n >= params.weak_inliers or (n >= params.min_inliers and peaks(g, params.grain_peak))
+            or (n >= params.weak_share * strongest and not rescales(g))]
 
 
-def peaks(event: list[VerifiedCopy]) -> bool:
-    """True when the grain of at least one copy of the event peaks at its transform by MIN_GRAIN_PEAK.
+def peaks(event: list[VerifiedCopy], by: float = MIN_GRAIN_PEAK) -> bool:
+    """True when the grain of at least one copy of the event peaks at its transform by `by`.
 
     Where it does not, source and copy share their shape and not their noise: look-alikes, such
     as bands cast from one template, whose smooth edges pass for grain (keypoint.py `grain_peak`).
     """
-    return max(c.grain_peak for c in event) >= MIN_GRAIN_PEAK
+    return max(c.grain_peak for c in event) >= by
 
 
 def rescales(event: list[VerifiedCopy]) -> bool:
