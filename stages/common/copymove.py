@@ -27,6 +27,7 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
+from .objects import ObjectParams, object_proposals
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
@@ -70,7 +71,16 @@ def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) ->
         exact = beside.submit(exact_copies, gray, work, params)
         if cv2.getNumThreads() < 2:
             exact.result()  # one core: finish it first rather than share the core with the others
-        return keypoint_copies(work, params) + dense_copies(work, params) + exact.result()
+        found = keypoint_copies(work, params) + dense_copies(work, params) + exact.result()
+    return found + object_copies(work, params, known=covered(found, work.shape))
+
+
+def covered(copies: list[VerifiedCopy], hw: tuple[int, int]) -> np.ndarray:
+    """bool (h, w): where any of the copies' sources or copies lie."""
+    mask = np.zeros(hw, bool)
+    for copy in copies:
+        mask |= copy.region
+    return mask
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
@@ -108,6 +118,14 @@ def rescales(event: list[VerifiedCopy]) -> bool:
 
 def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
     return verified_copies(work, dense_proposals(work, params.dense), params)
+
+
+OBJECTS = ObjectParams(enabled=True, min_area=60, max_share=0.02, reach=0.9, min_ncc=0.9, max_proposals=6)
+
+
+def object_copies(work: WorkingImage, params: KeypointParams, known: np.ndarray) -> list[VerifiedCopy]:
+    copies = verified_copies(work, object_proposals(work, params.min_displacement, OBJECTS, known), params)
+    return [c for c in copies if c.grain_peak >= params.grain_peak]
 
 
 def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

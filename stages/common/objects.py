@@ -1,0 +1,214 @@
+"""The object path: whole blobs matched to each other, for small objects copied at any turn.
+
+A cell of 20 px carries one to three SIFT keypoints, too few for a transform, and the dense
+field's discs straddle its edge, half on a background the copy does not share. Taken whole,
+though, it is a maximally stable extremal region (MSER) of the figure, and so is its copy: the
+same blob, turned, perhaps mirrored, scaled and re-lit.
+
+1. Blobs. MSERs of the working image, dark and bright, of `min_area` pixels up to `max_share` of
+   the image, textured inside and not drawn in strokes: glyphs of one font are alike to the
+   pixel, so a "0" matches every other "0" as well as a copy would, and on the training figures
+   every blob match that fooled verification was such a stroke. Nested near-duplicates (one blob
+   at several thresholds) are one.
+2. Polar images. Each blob is sampled on rings about its centroid out to `reach` of its own radius,
+   at its own scale, and brought to zero mean and unit contrast: a turn of the blob is a cyclic
+   shift of its polar image, a reflection reverses it, a scale and a change of light cancel.
+3. Look-alikes. The magnitudes of each ring's angular harmonics ignore that shift and reversal;
+   each blob's nearest blobs by them, far enough away and of a plausible size, are candidates.
+4. Turns. A candidate pair's polar images are correlated at every cyclic shift, as they are and
+   reversed; the best shift is the turn. Pairs that correlate above `min_ncc` become proposals:
+   a similarity about the two centroids, and the blob as the source region.
+
+The proposals go to the same dense verification as the other paths (stages/common/copymove.py):
+their transform is refined densely, and the copy must carry its source's fine grain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .dense import DenseProposal
+from .keypoint import STROKE_WIDTH, WorkingImage, in_strokes, overlaps_itself, plausible_scale, warp_mask
+
+RINGS, ANGLES = 6, 64  # samples of a polar image: rings from the centroid out, angles round it
+HARMONICS = 8  # angular harmonics per ring in a blob's description
+MSER_DELTA = 4  # grey levels a region's threshold moves while its area is judged stable
+MIN_BLOB_STD = 6.0  # grey levels inside a blob: flatter ones carry no grain to verify
+NESTED = 0.15  # blobs whose centroids and radii differ by under this share of the radius are one
+RIM, RIM_SHARE = 2, 0.25  # pixels, or share of its radius, of surroundings a blob's region takes in
+NEIGHBOURS = 6  # look-alikes each blob asks for
+POINT_AREA = 16  # pixels of blob per supporting point, so n_points compares with the other paths'
+
+
+@dataclass(frozen=True)
+class ObjectParams:
+    enabled: bool
+    min_area: int  # pixels at the working size
+    max_share: float  # of the image's pixels
+    reach: float  # the polar image's radius, as a share of the blob's equivalent radius
+    min_ncc: float  # correlation of two polar images at their best turn
+    max_proposals: int
+
+
+@dataclass(frozen=True)
+class Blobs:
+    """Blobs of the working image, with their polar images."""
+
+    cores: list[np.ndarray]  # (m, 2) int x y: each blob's own pixels
+    centres: np.ndarray  # (n, 2) float x y
+    radii: np.ndarray  # (n,) equivalent radius, sqrt(area / pi)
+    polar: np.ndarray  # (n, RINGS, ANGLES) float32: less each ring's mean, unit norm
+
+
+@dataclass(frozen=True)
+class BlobPair:
+    """Blob `copy` as a turned (maybe mirrored and scaled) image of blob `source`."""
+
+    source: int
+    copy: int
+    ncc: float  # correlation of their polar images at the best turn
+    transform: np.ndarray  # 2x3 source -> copy
+
+
+def object_proposals(work: WorkingImage, min_displacement: float, params: ObjectParams,
+                     known: np.ndarray) -> list[DenseProposal]:
+    """Blobs of `work` that look like turned, mirrored or scaled copies of others, best first;
+    [] when disabled.
+
+    Pairs of blobs both mostly inside `known` (bool (h, w): copies the other paths verified) are
+    left out: they add nothing to those copies, and a band matched to its look-alike in the next
+    lane could make a pasted lane read as a pattern.
+    """
+    if not params.enabled:
+        return []
+    blobs = find_blobs(work, params)
+    if len(blobs.radii) < 2:
+        return []
+    inside = np.array([known[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
+    pairs = [pair for pair in candidate_pairs(blobs, min_displacement)
+             if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])]
+    proposals = []
+    for pair in sorted(pairs, key=lambda pair: -pair.ncc)[: params.max_proposals]:
+        source = blob_mask(blobs.cores[pair.source], blobs.radii[pair.source], work.shape)
+        if not overlaps_itself(source, warp_mask(source, pair.transform)):
+            proposals.append(DenseProposal(transform=pair.transform, source=source,
+                                           n_points=int(source.sum()) // POINT_AREA))
+    return proposals
+
+
+def find_blobs(work: WorkingImage, params: ObjectParams) -> Blobs:
+    h, w = work.shape
+    mser = cv2.MSER_create(delta=MSER_DELTA, min_area=params.min_area, max_area=int(params.max_share * h * w))
+    regions, _ = mser.detectRegions(work.gray8)
+    cores = [points for points in regions
+             if work.gray[points[:, 1], points[:, 0]].std() >= MIN_BLOB_STD and not in_strokes(local_mask(points))]
+    centres = np.array([points.mean(axis=0) for points in cores], np.float64).reshape(-1, 2)
+    radii = np.sqrt(np.array([len(points) for points in cores], np.float64) / np.pi)
+    kept = distinct(centres, radii)
+    cores, centres, radii = [cores[i] for i in kept], centres[kept], radii[kept]
+    return Blobs(cores=cores, centres=centres, radii=radii, polar=polar_images(work.gray, centres, radii * params.reach))
+
+
+def distinct(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Indices of the blobs left once each is dropped that a smaller kept one nearly repeats: centres
+    and radii within NESTED of its radius (MSER finds one blob at several thresholds)."""
+    kept: list[int] = []
+    for i in np.argsort(radii, kind="stable"):
+        near = (np.abs(radii[kept] - radii[i]) < NESTED * radii[i]) & \
+               (np.hypot(*(centres[kept] - centres[i]).T) < NESTED * radii[i])
+        if not near.any():
+            kept.append(int(i))
+    return np.array(kept, int)
+
+
+def local_mask(points: np.ndarray) -> np.ndarray:
+    """bool mask of the points in their bounding box, with a margin of a stroke's width."""
+    corner = points.min(axis=0) - STROKE_WIDTH
+    mask = np.zeros(tuple(points.max(axis=0)[::-1] - corner[::-1] + STROKE_WIDTH + 1), bool)
+    mask[points[:, 1] - corner[1], points[:, 0] - corner[0]] = True
+    return mask
+
+
+def blob_mask(points: np.ndarray, radius: float, hw: tuple[int, int]) -> np.ndarray:
+    """bool (h, w): the blob with its holes filled and a rim of its surroundings, which lets the
+    drawn-content test (stages/common/keypoint.py `is_graphic`) see the paper a label sits on."""
+    mask = np.zeros(hw, np.uint8)
+    mask[points[:, 1], points[:, 0]] = 1
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(mask, contours, -1, 1, thickness=cv2.FILLED)
+    rim = max(RIM, round(RIM_SHARE * radius))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))) > 0
+
+
+def polar_images(gray: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(n, RINGS, ANGLES) samples of `gray` on rings about each centre, less each ring's mean, at unit norm.
+
+    What is left once the ring means go is how the blob varies round its centre, which fixes its
+    turn; the radial profile alone is much the same for every round, smooth blob.
+    """
+    if len(radii) == 0:
+        return np.zeros((0, RINGS, ANGLES), np.float32)
+    rings = (np.arange(RINGS) + 0.5) / RINGS
+    angles = 2 * np.pi * np.arange(ANGLES) / ANGLES
+    r = radii[:, None, None] * rings[None, :, None]
+    map_x = (centres[:, 0, None, None] + r * np.cos(angles)).astype(np.float32)
+    map_y = (centres[:, 1, None, None] + r * np.sin(angles)).astype(np.float32)
+    samples = cv2.remap(gray, map_x.reshape(-1, ANGLES), map_y.reshape(-1, ANGLES), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT).reshape(map_x.shape)
+    samples -= samples.mean(axis=2, keepdims=True)
+    return samples / np.maximum(np.linalg.norm(samples, axis=(1, 2), keepdims=True), 1e-6)
+
+
+def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
+    """Each blob's nearest look-alikes by their harmonics' magnitudes, far enough apart to be
+    two objects and at their best turn, where its scale is plausible."""
+    spectra = np.fft.rfft(blobs.polar, axis=2)
+    described = np.abs(spectra[:, :, :HARMONICS]).reshape(len(blobs.radii), -1)
+    _, neighbours = cKDTree(described).query(described, k=min(NEIGHBOURS + 1, len(described)))
+    i, j = np.repeat(np.arange(len(described)), neighbours.shape[1]), neighbours.ravel()
+    i, j = np.minimum(i, j), np.maximum(i, j)  # each pair once, either way round
+    i, j = np.unique(np.stack([i, j]), axis=1)
+    apart = np.hypot(*(blobs.centres[j] - blobs.centres[i]).T)
+    far = (i != j) & (apart >= np.maximum(min_displacement, blobs.radii[i] + blobs.radii[j]))
+    i, j = i[far], j[far]
+    ncc, shift, mirrored = best_turns(spectra[i], spectra[j])
+    pairs = [BlobPair(a, b, float(c), turn_transform(blobs, a, b, s, m)) for a, b, c, s, m in zip(i, j, ncc, shift, mirrored)]
+    return [pair for pair in pairs if plausible_scale(pair.transform)]
+
+
+def best_turns(source: np.ndarray, copy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For pairs of polar spectra (n, RINGS, ANGLES // 2 + 1): the correlation at the best cyclic
+    shift s (copy[t + s] = source[t]), as it is or mirrored (source[-t]), the shift, sub-sample,
+    and whether it is mirrored."""
+    # The spectrum of the reversed sequence x[-t] is the conjugate of that of x (x is real).
+    straight = np.fft.irfft(np.conj(source) * copy, n=ANGLES, axis=2).sum(axis=1)
+    mirrored = np.fft.irfft(source * copy, n=ANGLES, axis=2).sum(axis=1)
+    scores = np.stack([straight, mirrored], axis=1)  # (n, 2, ANGLES)
+    best = scores.reshape(len(scores), -1).argmax(axis=1)
+    flip, shift = np.divmod(best, ANGLES)
+    rows = scores[np.arange(len(scores)), flip]
+    return rows[np.arange(len(rows)), shift], subsample_peaks(rows, shift), flip.astype(bool)
+
+
+def subsample_peaks(scores: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """The peak of the parabola through each row's best cyclic shift and its two neighbours."""
+    rows = np.arange(len(scores))
+    left, centre, right = scores[rows, shift - 1], scores[rows, shift], scores[rows, (shift + 1) % ANGLES]
+    curvature = left - 2 * centre + right
+    offset = np.where(curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0), 0.0)
+    return shift + offset
+
+
+def turn_transform(blobs: Blobs, source: int, copy: int, shift: float, mirrored: bool) -> np.ndarray:
+    """The 2x3 similarity taking blob `source` onto blob `copy`, turned by `shift` samples round:
+    about the centroids, scaled by the radii, composed with a reflection where mirrored."""
+    theta = 2 * np.pi * shift / ANGLES
+    turn = blobs.radii[copy] / blobs.radii[source] * np.array([[np.cos(theta), -np.sin(theta)],
+                                                              [np.sin(theta), np.cos(theta)]])
+    if mirrored:
+        turn = turn @ np.diag([1.0, -1.0])  # angle t -> -t about the centroid, before the turn
+    offset = blobs.centres[copy] - turn @ blobs.centres[source]
+    return np.hstack([turn, offset[:, None]])
