@@ -125,7 +125,17 @@ OBJECTS = ObjectParams(enabled=True, min_area=60, max_share=0.02, reach=0.9, min
 
 def object_copies(work: WorkingImage, params: KeypointParams, known: np.ndarray) -> list[VerifiedCopy]:
     copies = verified_copies(work, object_proposals(work, params.min_displacement, OBJECTS, known), params)
-    return [c for c in copies if c.grain_peak >= params.grain_peak]
+    return [c for c in copies if c.grain_peak >= params.grain_peak and interior_grain(work, c) >= MIN_INTERIOR_GRAIN]
+
+
+MIN_INTERIOR_GRAIN, INTERIOR_MARGIN = 0.8, 3
+
+
+def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float:
+    """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge: look-alike
+    objects (keys of a keyboard, painted letters) share their edges, not the noise inside."""
+    inner = cv2.erode(copy.copy.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    return fine_correlation(work, copy.transform, inner) if inner.sum() >= 16 else 0.0
 
 
 def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
