@@ -136,6 +136,18 @@ class ExactParams:
 
 
 @dataclass(frozen=True)
+class ObjectParams:
+    enabled: bool
+    min_area: int
+    max_share: float
+    reach: float
+    min_ncc: float
+    rival_ratio: float
+    max_proposals: int
+    min_interior_grain: float
+
+
+@dataclass(frozen=True)
 class KeypointParams:
     max_side: int
     min_side: int
@@ -154,6 +166,7 @@ class KeypointParams:
     weak_share: float
     dense: DenseParams
     exact: ExactParams
+    objects: ObjectParams
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The training-free copy-move detector (`--detector keypoint`): keypoint, dense and exact-copy paths.
+"""The training-free copy-move detector (`--detector keypoint`): keypoint, dense, exact-copy and object paths.
 
 Their copies are verified at one working size (stages/common/keypoint.py `working_scale`):
 
@@ -10,9 +10,11 @@ Their copies are verified at one working size (stages/common/keypoint.py `workin
   keypoints: rectangles of blot, smooth bands and lanes, blurred cells, whole panels;
 - the exact-copy path (stages/common/exact.py) finds pasted copies by the noise they carry
   from their source: large ones, however smooth, by correlating the image's noise with itself
-  under the eight axis-aligned orientations; small ones, a cell of 15 px, block by block.
+  under the eight axis-aligned orientations; small ones, a cell of 15 px, block by block;
+- the object path (stages/common/objects.py) matches whole blobs by their polar images; it
+  finds small objects copied at any turn, a cell of 20 px with too few keypoints for a transform.
 
-A dense or exact proposal passes the same checks as a keypoint cluster: its transform is refined densely,
+A dense, exact or object proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
 periodically. The verified copies of all paths are then grouped into events together, so a copy
 several paths find is one instance, explained by every transform that found it.
@@ -27,7 +29,7 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .objects import ObjectParams, object_proposals
+from .objects import object_proposals
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
@@ -59,7 +61,8 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
 
 
 def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:
-    """The verified copies of the keypoint, dense and exact paths, in that order.
+    """The verified copies of the keypoint, dense, exact and object paths, in that order. The
+    object path comes last: it skips blob pairs inside copies the others found.
 
     Where the process may spend a second core (OpenCV's thread budget, which runtime.apply_threads
     sets: one in each screening worker), the exact path runs in a thread beside the other two. It
@@ -120,21 +123,23 @@ def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCop
     return verified_copies(work, dense_proposals(work, params.dense), params)
 
 
-OBJECTS = ObjectParams(enabled=True, min_area=60, max_share=0.02, reach=0.9, min_ncc=0.9, max_proposals=6)
-
-
 def object_copies(work: WorkingImage, params: KeypointParams, known: np.ndarray) -> list[VerifiedCopy]:
-    copies = verified_copies(work, object_proposals(work, params.min_displacement, OBJECTS, known), params)
-    return [c for c in copies if c.grain_peak >= params.grain_peak and interior_grain(work, c) >= MIN_INTERIOR_GRAIN]
+    """Small objects copied at any turn (stages/common/objects.py). A blob carries too few points
+    for the weak-event rule to judge, so its copy must itself show the grain of a paste: a sharp
+    peak, and the source's grain inside, away from the edge look-alike objects share."""
+    proposals = object_proposals(work, params.min_displacement, params.objects, known)
+    return [copy for copy in verified_copies(work, proposals, params)
+            if copy.grain_peak >= params.grain_peak and interior_grain(work, copy) >= params.objects.min_interior_grain]
 
 
-MIN_INTERIOR_GRAIN, INTERIOR_MARGIN = 0.8, 3
+INTERIOR_MARGIN = 3  # pixels
 
 
 def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float:
     """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge: look-alike
     objects (keys of a keyboard, painted letters) share their edges, not the noise inside."""
-    inner = cv2.erode(copy.copy.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INTERIOR_MARGIN + 1,) * 2)
+    inner = cv2.erode(copy.copy.astype(np.uint8), disc) > 0
     return fine_correlation(work, copy.transform, inner) if inner.sum() >= 16 else 0.0
 
 

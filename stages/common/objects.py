@@ -16,8 +16,9 @@ same blob, turned, perhaps mirrored, scaled and re-lit.
 3. Look-alikes. The magnitudes of each ring's angular harmonics ignore that shift and reversal;
    each blob's nearest blobs by them, far enough away and of a plausible size, are candidates.
 4. Turns. A candidate pair's polar images are correlated at every cyclic shift, as they are and
-   reversed; the best shift is the turn. Pairs that correlate above `min_ncc` become proposals:
-   a similarity about the two centroids, and the blob as the source region.
+   reversed; the best shift is the turn. Pairs that correlate above `min_ncc`, and are each
+   other's clear best match (`rival_ratio`), become proposals: a similarity about the two
+   centroids, and the blob as the source region.
 
 The proposals go to the same dense verification as the other paths (stages/common/copymove.py):
 their transform is refined densely, and the copy must carry its source's fine grain.
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .config import ObjectParams
 from .dense import DenseProposal
 from .keypoint import STROKE_WIDTH, WorkingImage, in_strokes, overlaps_itself, plausible_scale, warp_mask
 
@@ -41,16 +43,6 @@ NESTED = 0.15  # blobs whose centroids and radii differ by under this share of t
 RIM, RIM_SHARE = 2, 0.25  # pixels, or share of its radius, of surroundings a blob's region takes in
 NEIGHBOURS = 6  # look-alikes each blob asks for
 POINT_AREA = 16  # pixels of blob per supporting point, so n_points compares with the other paths'
-
-
-@dataclass(frozen=True)
-class ObjectParams:
-    enabled: bool
-    min_area: int  # pixels at the working size
-    max_share: float  # of the image's pixels
-    reach: float  # the polar image's radius, as a share of the blob's equivalent radius
-    min_ncc: float  # correlation of two polar images at their best turn
-    max_proposals: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def object_proposals(work: WorkingImage, min_displacement: float, params: Object
     if len(blobs.radii) < 2:
         return []
     inside = np.array([known[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
-    pairs = [pair for pair in candidate_pairs(blobs, min_displacement)
+    pairs = [pair for pair in distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
              if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])]
     proposals = []
     for pair in sorted(pairs, key=lambda pair: -pair.ncc)[: params.max_proposals]:
@@ -177,6 +169,29 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
     ncc, shift, mirrored = best_turns(spectra[i], spectra[j])
     pairs = [BlobPair(a, b, float(c), turn_transform(blobs, a, b, s, m)) for a, b, c, s, m in zip(i, j, ncc, shift, mirrored)]
     return [pair for pair in pairs if plausible_scale(pair.transform)]
+
+
+def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list[BlobPair]:
+    """The pairs whose blobs are each other's clear best match: each blob's polar distance
+    (1 - ncc) to its partner is under `rival_ratio` of that to any other look-alike elsewhere.
+
+    The ratio test of keypoint matching, on blobs. A field of round cells offers every cell
+    several look-alikes at much the same distance, and two of them can pass verification on
+    their shared edges alone; a pasted cell is far closer to its source than to any of them.
+    """
+    partners: dict[int, list[tuple[float, int]]] = {}
+    for pair in pairs:
+        partners.setdefault(pair.source, []).append((1.0 - pair.ncc, pair.copy))
+        partners.setdefault(pair.copy, []).append((1.0 - pair.ncc, pair.source))
+
+    def clear(blob: int, partner: int, distance: float) -> bool:
+        reach = blobs.radii[partner]
+        rivals = [d for d, other in partners[blob] if other != partner
+                  and np.hypot(*(blobs.centres[other] - blobs.centres[partner])) >= reach]
+        return all(distance <= rival_ratio * d for d in rivals)
+
+    return [pair for pair in pairs if clear(pair.source, pair.copy, 1.0 - pair.ncc)
+            and clear(pair.copy, pair.source, 1.0 - pair.ncc)]
 
 
 def best_turns(source: np.ndarray, copy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
