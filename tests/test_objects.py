@@ -16,7 +16,8 @@ from test_dense import PARAMS, noisy, pixel_f1
 NO_OBJECTS = dataclasses.replace(PARAMS, objects=dataclasses.replace(PARAMS.objects, enabled=False))
 
 
-def cell_field(rng: np.random.Generator, height: int = 300, width: int = 520, cells: int = 34) -> tuple[np.ndarray, list, list]:
+def cell_field(rng: np.random.Generator, height: int = 300, width: int = 520,
+               cells: int = 34) -> tuple[np.ndarray, list, list]:
     """Fluorescent cells about 20 px across, bright and grainy, apart on a dark, faintly uneven
     field: every cell has a dozen look-alikes. Returns the image, the centres and the half-axes."""
     image = 30.0 + 6.0 * cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 8.0)

@@ -29,14 +29,16 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .objects import object_proposals
-from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
+from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, disc, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
                        verified_copy, warp_mask, working_scale)
+from .objects import object_proposals
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
+INTERIOR_MARGIN = 3  # pixels between an object copy's edge and the grain that tells it from a look-alike
+MIN_INTERIOR_PIXELS = 16  # fewer, and an object is too small to show any grain inside
 
 
 def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
@@ -132,15 +134,11 @@ def object_copies(work: WorkingImage, params: KeypointParams, known: np.ndarray)
             if copy.grain_peak >= params.grain_peak and interior_grain(work, copy) >= params.objects.min_interior_grain]
 
 
-INTERIOR_MARGIN = 3  # pixels
-
-
 def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float:
     """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge: look-alike
     objects (keys of a keyboard, painted letters) share their edges, not the noise inside."""
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * INTERIOR_MARGIN + 1,) * 2)
-    inner = cv2.erode(copy.copy.astype(np.uint8), disc) > 0
-    return fine_correlation(work, copy.transform, inner) if inner.sum() >= 16 else 0.0
+    inner = cv2.erode(copy.copy.astype(np.uint8), disc(2 * INTERIOR_MARGIN + 1)) > 0
+    return fine_correlation(work, copy.transform, inner) if inner.sum() >= MIN_INTERIOR_PIXELS else 0.0
 
 
 def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

@@ -79,7 +79,9 @@ PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and w
 LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
-STEP_GRAIN_SHARE = 0.2  # of the copy's grain correlation that a lattice's next step reaches (pasted lane 0.06, windows 0.3 or more)
+# Share of the copy's grain correlation that a lattice's next step reaches (a pasted lane's
+# next step: 0.06; a facade's next window: 0.3 or more).
+STEP_GRAIN_SHARE = 0.2
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
@@ -752,8 +754,8 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
             continue
         x0, y0, x1, y1 = box = _bounding_box(beyond, pad=NCC_WINDOW)
         matched = correlation_in(work.gray, towards_event, box, params.min_texture_std) >= params.ncc_threshold
-        if (matched & beyond[y0:y1, x0:x1]).sum() > PERIODIC_SHARE * beyond.sum() \
-                and fine_correlation(work, towards_event, beyond) >= STEP_GRAIN_SHARE * grain:
+        repeats_shape = (matched & beyond[y0:y1, x0:x1]).sum() > PERIODIC_SHARE * beyond.sum()
+        if repeats_shape and fine_correlation(work, towards_event, beyond) >= STEP_GRAIN_SHARE * grain:
             return True
     return False
 

@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 
 from .config import ObjectParams
 from .dense import DenseProposal
-from .keypoint import STROKE_WIDTH, WorkingImage, in_strokes, overlaps_itself, plausible_scale, warp_mask
+from .keypoint import STROKE_WIDTH, WorkingImage, disc, in_strokes, overlaps_itself, plausible_scale, warp_mask
 
 RINGS, ANGLES = 6, 64  # samples of a polar image: rings from the centroid out, angles round it
 HARMONICS = 8  # angular harmonics per ring in a blob's description
@@ -109,9 +109,9 @@ def distinct(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     and radii within NESTED of its radius (MSER finds one blob at several thresholds)."""
     kept: list[int] = []
     for i in np.argsort(radii, kind="stable"):
-        near = (np.abs(radii[kept] - radii[i]) < NESTED * radii[i]) & \
-               (np.hypot(*(centres[kept] - centres[i]).T) < NESTED * radii[i])
-        if not near.any():
+        same_size = np.abs(radii[kept] - radii[i]) < NESTED * radii[i]
+        same_place = np.hypot(*(centres[kept] - centres[i]).T) < NESTED * radii[i]
+        if not (same_size & same_place).any():
             kept.append(int(i))
     return np.array(kept, int)
 
@@ -132,7 +132,7 @@ def blob_mask(points: np.ndarray, radius: float, hw: tuple[int, int]) -> np.ndar
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(mask, contours, -1, 1, thickness=cv2.FILLED)
     rim = max(RIM, round(RIM_SHARE * radius))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))) > 0
+    return cv2.dilate(mask, disc(2 * rim + 1)) > 0
 
 
 def polar_images(gray: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -167,7 +167,8 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
     far = (i != j) & (apart >= np.maximum(min_displacement, blobs.radii[i] + blobs.radii[j]))
     i, j = i[far], j[far]
     ncc, shift, mirrored = best_turns(spectra[i], spectra[j])
-    pairs = [BlobPair(a, b, float(c), turn_transform(blobs, a, b, s, m)) for a, b, c, s, m in zip(i, j, ncc, shift, mirrored)]
+    pairs = [BlobPair(a, b, float(c), turn_transform(blobs, a, b, s, m))
+             for a, b, c, s, m in zip(i, j, ncc, shift, mirrored)]
     return [pair for pair in pairs if plausible_scale(pair.transform)]
 
 
