@@ -69,6 +69,11 @@ def turn_degrees(transform: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(-transform[1, 0], transform[0, 0]))) % 360
 
 
+def angle_gap(a: float, b: float) -> float:
+    """Degrees between two angles, the short way round."""
+    return abs((a - b + 180) % 360 - 180)
+
+
 @pytest.mark.parametrize("seed", [1, 5])
 def test_small_cell_turned_and_pasted_is_found(seed):
     forged, truth, angle = forged_cell_field(seed)
@@ -87,8 +92,7 @@ def test_object_proposal_carries_the_turn_and_scale():
     best = proposals[0]
     assert pixel_f1(best.source, truth) > 0.3  # the source cell, with its rim, is one half of the truth
     turned = turn_degrees(best.transform)
-    assert min(abs(turned - angle) % 360, 360 - abs(turned - angle) % 360) < 8 or \
-        min(abs(turned + angle) % 360, 360 - abs(turned + angle) % 360) < 8  # either way round
+    assert min(angle_gap(turned, angle), angle_gap(turned, -angle)) < 8  # source to copy, or copy to source
     assert abs(transform_scale(best.transform) - 1.0) < 0.15
 
 
@@ -123,7 +127,7 @@ def test_ratio_test_keeps_a_clear_match_and_drops_one_among_look_alikes():
     centres = np.array([[0, 0], [100, 0], [0, 100], [100, 100], [200, 100]], float)
     blobs = Blobs(cores=[np.zeros((1, 2), int)] * 5, centres=centres, radii=np.full(5, 10.0),
                   polar=np.zeros((5, RINGS, ANGLES), np.float32))
-    pair = lambda a, b, ncc: BlobPair(a, b, ncc, np.eye(2, 3))  # noqa: E731
-    pairs = [pair(0, 1, 0.99), pair(0, 2, 0.90), pair(2, 3, 0.96), pair(2, 4, 0.95), pair(3, 4, 0.95)]
+    pairs = [BlobPair(a, b, ncc, np.eye(2, 3))
+             for a, b, ncc in ((0, 1, 0.99), (0, 2, 0.90), (2, 3, 0.96), (2, 4, 0.95), (3, 4, 0.95))]
     kept = distinctive(pairs, blobs, rival_ratio=0.5)
     assert [(p.source, p.copy) for p in kept] == [(0, 1)]
