@@ -16,6 +16,7 @@ from stages.common.config import load_params
 from stages.common.copymove import dense_copies, detect_copy_move
 from stages.common.dense import consistent_points, features, match_field
 from stages.common.keypoint import WorkingImage
+from stages.common.keypoint import union as masks_union  # the library's, over masks; `union` here takes instances
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 NO_DENSE = dataclasses.replace(PARAMS, dense=dataclasses.replace(PARAMS.dense, enabled=False))
@@ -26,7 +27,7 @@ def pixel_f1(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def union(instances, shape) -> np.ndarray:
-    return np.logical_or.reduce([i.mask for i in instances]) if instances else np.zeros(shape, bool)
+    return masks_union([i.mask for i in instances], shape)
 
 
 def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:

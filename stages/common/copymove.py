@@ -32,7 +32,7 @@ from .exact import exact_proposals
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, disc, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
-                       verified_copy, warp_mask, working_scale)
+                       union, verified_copy, warp_mask, working_scale)
 from .objects import object_proposals
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
@@ -77,15 +77,7 @@ def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) ->
         if cv2.getNumThreads() < 2:
             exact.result()  # one core: finish it first rather than share the core with the others
         found = keypoint_copies(work, params) + dense_copies(work, params) + exact.result()
-    return found + object_copies(work, params, known=covered(found, work.shape))
-
-
-def covered(copies: list[VerifiedCopy], hw: tuple[int, int]) -> np.ndarray:
-    """bool (h, w): where any of the copies' sources or copies lie."""
-    mask = np.zeros(hw, bool)
-    for copy in copies:
-        mask |= copy.region
-    return mask
+    return found + object_copies(work, params, known=union([c.region for c in found], work.shape))
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:

@@ -19,6 +19,7 @@ from .config import InferParams
 from .detectors import fuse
 from .infer import Detections, Prediction, answer
 from .io import load_mask, read_image
+from .keypoint import union
 from .metric import image_level_scores, image_score, pixel_scores
 from .rle import encode_instances
 
@@ -60,15 +61,9 @@ def summarize(truths: list[list[np.ndarray]], preds: list[Prediction]) -> dict:
         "n_forged": int(forged.sum()),
     }
     summary |= image_level_scores(forged, image_scores, called_forged)
-    summary |= pixel_scores([_union(truths[i]) for i in forged_idx],
-                            [_union(preds[i].instances, truths[i][0].shape) for i in forged_idx])
+    summary |= pixel_scores([union(truths[i]) for i in forged_idx],
+                            [union(preds[i].instances, truths[i][0].shape) for i in forged_idx])
     return summary
-
-
-def _union(masks: list[np.ndarray], shape: tuple[int, int] | None = None) -> np.ndarray:
-    if not masks:
-        return np.zeros(shape, bool)
-    return np.logical_or.reduce(masks)
 
 
 def per_image_rows(detector: str, images: list[LabelledImage], preds: list[Prediction]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import torch
 
 from .config import InferParams
 from .dataset import image_to_tensor
+from .keypoint import union
 from .model import evidence_channels
 
 GROUP_PATCH = 32  # side of the patches compared when grouping detections by content
@@ -176,7 +177,7 @@ def group_by_content(groups: list[list[int]], masks: list[np.ndarray], image: np
     if len(groups) < 2:
         return groups
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    patches = [_region_patch(gray, np.logical_or.reduce([masks[i] for i in g])) for g in groups]
+    patches = [_region_patch(gray, union([masks[i] for i in g])) for g in groups]
     parent = list(range(len(groups)))
 
     def root(i: int) -> int:

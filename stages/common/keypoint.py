@@ -526,7 +526,7 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     """
     seed = _seed(work.shape, keypoints.points[cluster.dst], keypoints.sizes[cluster.dst])
     margin = max(MIN_SEARCH_MARGIN, round(np.sqrt(seed.sum() / np.pi)))
-    search = cv2.dilate(seed.astype(np.uint8), disc(2 * margin + 1)).astype(bool)
+    search = dilated(seed, margin)
     box = _bounding_box(search, pad=NCC_WINDOW)
     copy = copied_region(work, cluster.transform, seed, search, box, params)
     if copy.sum() < params.min_region_area:
@@ -695,8 +695,12 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
     (a label on a plain margin), or if one exact grey level (the ink, give or take one) covers a
     good share of it in strokes that one erosion wipes out (a letter over an image), or if it is
     black-and-white lettering (is_lettering). A saturated cell is flat too, but solid; a textured
-    object spreads over many exact levels.
+    object spreads over many exact levels. The region must not be empty.
     """
+    # Only the region's box matters, padded beyond the stroke test's erosion; a small copy in a
+    # large figure would otherwise pay for comparing every pixel of the figure several times.
+    x0, y0, x1, y1 = _bounding_box(region, pad=STROKE_WIDTH)
+    gray8, region = gray8[y0:y1, x0:x1], region[y0:y1, x0:x1]
     counts = np.bincount(gray8[region] // GRAPHIC_BIN, minlength=256 // GRAPHIC_BIN)
     if np.sort(counts)[-2:].sum() >= GRAPHIC_SHARE * region.sum():
         return True
@@ -744,7 +748,7 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
     (slightly widened) event only, since for a reflection or a half turn the next step is the
     source itself, which says nothing.
     """
-    event = cv2.dilate((source | copy).astype(np.uint8), disc(NCC_WINDOW)).astype(bool)
+    event = dilated(source | copy, NCC_WINDOW // 2)
     backward = invert(transform)
     # Each step is compared, pixel by pixel, with where it comes from in the event.
     for step, towards_event in ((warp_mask(source, backward), backward), (warp_mask(copy, transform), transform)):
@@ -768,12 +772,10 @@ def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
     the same, and filling holes in a whole image for a small region costs more than the rest.
     """
     cleaned = np.zeros(mask.shape, bool)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
+    if not mask.any():
         return cleaned
-    pad = CLOSE_KERNEL + OPEN_KERNEL
-    box = (slice(max(0, rows[0] - pad), rows[-1] + pad + 1), slice(max(0, cols[0] - pad), cols[-1] + pad + 1))
-    cleaned[box] = _clean_box(mask[box], min_area)
+    x0, y0, x1, y1 = _bounding_box(mask, pad=CLOSE_KERNEL + OPEN_KERNEL)
+    cleaned[y0:y1, x0:x1] = _clean_box(mask[y0:y1, x0:x1], min_area)
     return cleaned
 
 
@@ -821,6 +823,24 @@ def disc(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
+def dilated(mask: np.ndarray, radius: int) -> np.ndarray:
+    """bool: the non-empty mask grown by a disc of `radius` pixels.
+
+    Only the mask's bounding box, padded by the radius, can change, and a wide disc costs in
+    proportion to the pixels it sweeps: on a large figure, dilating all of it for a small seed
+    cost more than verifying the copy.
+    """
+    x0, y0, x1, y1 = _bounding_box(mask, pad=radius)
+    grown = np.zeros(mask.shape, bool)
+    grown[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), disc(2 * radius + 1)) > 0
+    return grown
+
+
+def union(masks: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
+    """bool: where any of the masks is set; for no masks, all False of shape `hw` (which must then be given)."""
+    return np.logical_or.reduce(masks) if masks else np.zeros(hw, bool)
+
+
 def warp_mask(mask: np.ndarray, transform: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     return cv2.warpAffine(mask.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST,
@@ -850,7 +870,7 @@ def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
     pairs of a lattice condemn the pairs whose next step would leave the image."""
     if any(c.periodic for c in group):
         return True
-    region = np.logical_or.reduce([c.region for c in group]).astype(np.uint8)
+    region = union([c.region for c in group]).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     blobs = areas >= max(min_area, SLIVER_SHARE * areas.max(initial=0))
@@ -860,7 +880,7 @@ def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
 def event_instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
     """The event at the original size: the mask resized exactly, the transforms conjugated back."""
     height, width = original_hw
-    region = np.logical_or.reduce([c.region for c in group]).astype(np.uint8)
+    region = union([c.region for c in group]).astype(np.uint8)
     mask = cv2.resize(region, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
     to_original = np.linalg.inv(to_work)
     return CopyMoveInstance(

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..infer import Prediction
+from ..keypoint import union
 
 TOLERANCE_PX = 3  # dense masks are not pixel-exact: a warped mask this near counts as landing on one
 MIN_SHIFT_PX = 1  # shifts below this are not mentioned
@@ -53,7 +54,7 @@ def event_view(number: int, mask: np.ndarray, explanation) -> EventView:
     if explanation is None:
         return EventView(number, mask, mask, (), "maskrcnn", LEARNED)
     copies = [copy_view(letter_of(k), mask, transform) for k, transform in enumerate(explanation.transforms)]
-    copied = np.logical_or.reduce([c.mask for c in copies]) if copies else np.zeros_like(mask)
+    copied = union([c.mask for c in copies], mask.shape)
     source = mask & ~copied
     summary = (f"found by keypoint matching: {len(copies)} verified cop{'y' if len(copies) == 1 else 'ies'}, "
                f"{explanation.n_inliers} matched keypoints, score {explanation.score:.2f}")
