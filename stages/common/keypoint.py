@@ -165,11 +165,12 @@ class WorkingImage:
     gray8: np.ndarray  # uint8 (h, w)
     gray: np.ndarray  # float32 (h, w)
     fine: np.ndarray  # float32 (h, w): gray minus its FINE_SIGMA blur, the grain a copy carries along
+    pixel: float = 1.0  # working pixels per figure pixel: over 1 where a small figure was upscaled
 
     @classmethod
-    def of(cls, gray8: np.ndarray) -> WorkingImage:
+    def of(cls, gray8: np.ndarray, pixel: float = 1.0) -> WorkingImage:
         gray = gray8.astype(np.float32)
-        return cls(gray8=gray8, gray=gray, fine=gray - cv2.GaussianBlur(gray, (0, 0), FINE_SIGMA))
+        return cls(gray8=gray8, gray=gray, fine=gray - cv2.GaussianBlur(gray, (0, 0), FINE_SIGMA), pixel=max(1.0, pixel))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -669,15 +670,16 @@ def fine_correlation(work: WorkingImage, transform: np.ndarray, copy: np.ndarray
     return float(np.median(ncc)) if len(ncc) else 0.0
 
 
-def grain_peak(work: WorkingImage, transform: np.ndarray, copy: np.ndarray, grain: float) -> float:
-    """How much the copy's fine-grain correlation (`grain`, at `transform`) exceeds its best one pixel off.
+def grain_peak(work: WorkingImage, transform: np.ndarray, copy: np.ndarray, grain: float, step: float = 1.0) -> float:
+    """How much the copy's fine-grain correlation (`grain`, at `transform`) exceeds its best `step` pixels off.
 
     Noise decorrelates within a pixel, shape does not: a copy's grain correlation peaks sharply
     at its transform, while two look-alikes (bands cast from one template, round cells) share
     the grain of their edges, which barely changes a pixel off. On the training figures the
     median peak of true copies is 0.25, that of look-alikes in authentic figures 0.02.
     """
-    off = [fine_correlation(work, moved_by(transform, dx, dy), copy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    off = [fine_correlation(work, moved_by(transform, step * dx, step * dy), copy)
+           for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
     return grain - max(off)
 
 

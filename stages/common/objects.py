@@ -16,9 +16,10 @@ same blob, turned, perhaps mirrored, scaled and re-lit.
 3. Look-alikes. The magnitudes of each ring's angular harmonics ignore that shift and reversal;
    each blob's nearest blobs by them, far enough away and of a plausible size, are candidates.
 4. Turns. A candidate pair's polar images are correlated at every cyclic shift, as they are and
-   reversed; the best shift is the turn. Pairs that correlate above `min_ncc`, and are each
-   other's clear best match (`rival_ratio`), become proposals: a similarity about the two
-   centroids, and the blob as the source region.
+   reversed; the best shift is the turn. Pairs that correlate above `min_ncc`, and are among
+   each other's clear best matches (the generalised ratio test, `rival_ratio`: a source pasted
+   three times has three), become proposals: a similarity about the two centroids, and the blob
+   as the source region. Pairs that are pieces of copies the other paths found are left out.
 
 The proposals go to the same dense verification as the other paths (stages/common/copymove.py):
 their transform is refined densely, and the copy must carry its source's fine grain.
@@ -33,7 +34,8 @@ from scipy.spatial import cKDTree
 
 from .config import ObjectParams
 from .dense import DenseProposal
-from .keypoint import STROKE_WIDTH, WorkingImage, disc, in_strokes, overlaps_itself, plausible_scale, warp_mask
+from .keypoint import (STROKE_WIDTH, VerifiedCopy, WorkingImage, apply_transform, disc, in_strokes, invert,
+                       overlaps_itself, plausible_scale, union, warp_mask)
 
 RINGS, ANGLES = 6, 64  # samples of a polar image: rings from the centroid out, angles round it
 HARMONICS = 8  # angular harmonics per ring in a blob's description
@@ -66,22 +68,25 @@ class BlobPair:
 
 
 def object_proposals(work: WorkingImage, min_displacement: float, params: ObjectParams,
-                     known: np.ndarray) -> list[DenseProposal]:
+                     known: list[VerifiedCopy]) -> list[DenseProposal]:
     """Blobs of `work` that look like turned, mirrored or scaled copies of others, best first;
     [] when disabled.
 
-    Pairs of blobs both mostly inside `known` (bool (h, w): copies the other paths verified) are
-    left out: they add nothing to those copies, and a band matched to its look-alike in the next
-    lane could make a pasted lane read as a pattern.
+    Pairs that add nothing to the copies the other paths verified (`known`) are left out: those
+    whose blobs both lie mostly inside them, and pieces of a known copy (`explained`). Either
+    would only split a known event into more blobs, and a band matched to its look-alike in the
+    next lane could make a pasted lane read as a pattern.
     """
     if not params.enabled:
         return []
     blobs = find_blobs(work, params)
     if len(blobs.radii) < 2:
         return []
-    inside = np.array([known[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
+    region = union([c.region for c in known], work.shape)
+    inside = np.array([region[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
     pairs = [pair for pair in distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
-             if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])]
+             if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])
+             and not explained(pair, blobs, known)]
     proposals = []
     for pair in sorted(pairs, key=lambda pair: -pair.ncc)[: params.max_proposals]:
         source = blob_mask(blobs.cores[pair.source], blobs.radii[pair.source], work.shape)
@@ -89,6 +94,25 @@ def object_proposals(work: WorkingImage, min_displacement: float, params: Object
             proposals.append(DenseProposal(transform=pair.transform, source=source,
                                            n_points=int(source.sum()) // POINT_AREA))
     return proposals
+
+
+def explained(pair: BlobPair, blobs: Blobs, known: list[VerifiedCopy]) -> bool:
+    """True when a known copy takes one blob of the pair onto the other, and that blob lies at
+    the copy's region: the pair is a piece of that copy."""
+    return any(moves_onto(blobs, a, b, t) and touches(blobs, a, copy.region)
+               for copy in known for a, b in ((pair.source, pair.copy), (pair.copy, pair.source))
+               for t in (copy.transform, invert(copy.transform)))
+
+
+def moves_onto(blobs: Blobs, a: int, b: int, transform: np.ndarray) -> bool:
+    return bool(np.hypot(*(apply_transform(transform, blobs.centres[a][None])[0] - blobs.centres[b])) < blobs.radii[b])
+
+
+def touches(blobs: Blobs, blob: int, region: np.ndarray) -> bool:
+    """True when `region` comes within the blob's radius of its edge (its bounding box, so widened)."""
+    x, y = np.round(blobs.centres[blob]).astype(int)
+    reach = int(np.ceil(2 * blobs.radii[blob]))
+    return bool(region[max(0, y - reach): y + reach + 1, max(0, x - reach): x + reach + 1].any())
 
 
 def find_blobs(work: WorkingImage, params: ObjectParams) -> Blobs:
@@ -173,26 +197,36 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
 
 
 def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list[BlobPair]:
-    """The pairs whose blobs are each other's clear best match: each blob's polar distance
-    (1 - ncc) to its partner is under `rival_ratio` of that to any other look-alike elsewhere.
+    """The pairs whose blobs are among each other's clear best matches, by the generalised ratio
+    test of keypoint matching (g2NN), on blobs.
 
-    The ratio test of keypoint matching, on blobs. A field of round cells offers every cell
-    several look-alikes at much the same distance, and two of them can pass verification on
-    their shared edges alone; a pasted cell is far closer to its source than to any of them.
+    With a blob's look-alikes sorted by polar distance (1 - ncc) d1 <= d2 <= ..., its matches are
+    those up to the first clear jump, the first k with d_k <= rival_ratio * d_(k+1). A pasted cell
+    has a jump after its source, a source pasted three times one after its three copies, and a
+    cell in a field of round cells, whose look-alikes are all much as far, none. A blob with a
+    single look-alike has nothing to compare it with and keeps it. A look-alike that lies on a
+    nearer one is that object again (MSER finds one blob at several thresholds), not another.
     """
     partners: dict[int, list[tuple[float, int]]] = {}
     for pair in pairs:
         partners.setdefault(pair.source, []).append((1.0 - pair.ncc, pair.copy))
         partners.setdefault(pair.copy, []).append((1.0 - pair.ncc, pair.source))
+    matched = {blob: clear_matches(found, blobs, rival_ratio) for blob, found in partners.items()}
+    return [pair for pair in pairs if pair.copy in matched[pair.source] and pair.source in matched[pair.copy]]
 
-    def clear(blob: int, partner: int, distance: float) -> bool:
-        reach = blobs.radii[partner]
-        rivals = [d for d, other in partners[blob] if other != partner
-                  and np.hypot(*(blobs.centres[other] - blobs.centres[partner])) >= reach]
-        return all(distance <= rival_ratio * d for d in rivals)
 
-    return [pair for pair in pairs if clear(pair.source, pair.copy, 1.0 - pair.ncc)
-            and clear(pair.copy, pair.source, 1.0 - pair.ncc)]
+def clear_matches(found: list[tuple[float, int]], blobs: Blobs, rival_ratio: float) -> set[int]:
+    """The blobs among `found` ((distance, blob) look-alikes of one blob) up to the first clear jump."""
+    objects: list[tuple[float, int]] = []
+    for distance, other in sorted(found):
+        if all(np.hypot(*(blobs.centres[other] - blobs.centres[kept])) >= blobs.radii[kept] for _, kept in objects):
+            objects.append((distance, other))
+    if len(objects) == 1:
+        return {objects[0][1]}
+    for k in range(len(objects) - 1):
+        if objects[k][0] <= rival_ratio * objects[k + 1][0]:
+            return {other for _, other in objects[: k + 1]}
+    return set()
 
 
 def best_turns(source: np.ndarray, copy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
