@@ -16,7 +16,7 @@ from stages.common.config import load_params
 from stages.common.copymove import dense_copies, detect_copy_move
 from stages.common.dense import consistent_points, features, match_field
 from stages.common.keypoint import WorkingImage
-from stages.common.keypoint import union as masks_union  # the library's, over masks; `union` here takes instances
+from stages.common.masks import union as masks_union  # the library's, over masks; `union` here takes instances
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 NO_DENSE = dataclasses.replace(PARAMS, dense=dataclasses.replace(PARAMS.dense, enabled=False))

@@ -24,7 +24,6 @@ from stages.common.keypoint import (
     detect_keypoints,
     WorkingImage,
     evidence_map,
-    filled_holes,
     fine_correlation,
     frame_transform,
     g2nn_matches,
@@ -565,13 +564,3 @@ def test_evidence_map_is_each_pixels_best_instance_score():
     assert evidence[1, 1] == pytest.approx(0.4) and evidence[3, 3] == pytest.approx(0.9)
     assert not evidence[~(a | b)].any()
     assert not evidence_map([], (6, 8)).any()
-
-
-def test_filled_holes_fills_what_the_border_cannot_reach_as_scipy_does():
-    from scipy import ndimage
-    rng = np.random.default_rng(4)
-    for density in (0.3, 0.5, 0.7):
-        mask = (rng.random((41, 57)) < density).astype(np.uint8)
-        np.testing.assert_array_equal(filled_holes(mask), ndimage.binary_fill_holes(mask))
-    ring = cv2.circle(np.zeros((30, 30), np.uint8), (15, 15), 8, 1, 2)
-    assert filled_holes(ring)[15, 15] == 1 and filled_holes(ring)[0, 0] == 0

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from stages.common.copymove import detect_copy_move
-from stages.common.keypoint import VerifiedCopy, WorkingImage, transform_scale, warp_mask
+from stages.common.keypoint import VerifiedCopy, WorkingImage, transform_scale
+from stages.common.masks import warp_mask
 from stages.common.objects import ANGLES, RINGS, Blobs, BlobPair, best_turns, distinctive, object_proposals
 
 from test_dense import PARAMS, noisy, pixel_f1

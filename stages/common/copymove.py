@@ -29,10 +29,11 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, disc, event_instance,
+from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
-                       verified_copy, warp_mask, working_scale)
+                       verified_copy, working_scale)
+from .masks import disc, warp_mask
 from .objects import object_proposals
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from .config import DenseParams
-from .keypoint import (WorkingImage, apply_transform, clean_mask, homogeneous, overlaps_itself, plausible_scale,
-                       reflection, warp_mask)
+from .keypoint import WorkingImage, apply_transform, homogeneous, overlaps_itself, plausible_scale, reflection
+from .masks import clean_mask, warp_mask
 
 N_RINGS = 4  # ring means, centre to rim
 HARMONICS = (1, 2)  # angular harmonics whose magnitudes describe the outer rings

@@ -19,7 +19,7 @@ from .config import InferParams
 from .detectors import fuse
 from .infer import Detections, Prediction, answer
 from .io import load_mask, read_image
-from .keypoint import union
+from .masks import union
 from .metric import image_level_scores, image_score, pixel_scores
 from .rle import encode_instances
 

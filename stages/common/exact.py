@@ -28,7 +28,8 @@ from scipy.spatial import cKDTree
 
 from .config import ExactParams
 from .dense import DenseProposal
-from .keypoint import clean_mask, homogeneous, local_ncc, overlaps_itself, scale_matrix, warp_mask
+from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix
+from .masks import clean_mask, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
 NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...

@@ -16,7 +16,7 @@ import torch
 
 from .config import InferParams
 from .dataset import image_to_tensor
-from .keypoint import union
+from .masks import union
 from .model import evidence_channels
 
 GROUP_PATCH = 32  # side of the patches compared when grouping detections by content

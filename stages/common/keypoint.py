@@ -43,6 +43,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .config import KeypointParams
+from .masks import bounding_box, clean_mask, components_touching, disc, dilated, union, warp_mask
 
 # Working size.
 MIN_IMAGE_SIDE = 16  # an image narrower than this cannot hold a verifiable copy: authentic
@@ -66,7 +67,6 @@ SEED_RADIUS = 0.5  # the seed of a copy: the inliers' hull and discs of this man
 MIN_SEARCH_MARGIN = 16  # ... and the copy is sought this far around it, or as far as it is wide
 ECC_ITERATIONS = 30
 MAX_REFINE_SHIFT = 4.0  # pixels the dense refinement may move any part of the copy
-CLOSE_KERNEL, OPEN_KERNEL = 5, 3
 MAX_SELF_OVERLAP = 0.3  # a region mapped mostly onto itself is a symmetric object, not a copy
 FINE_SIGMA = 1.0  # the fine grain is what a blur of this sigma removes ...
 FINE_NCC_MIN = 0.55  # ... and a copy must reproduce it at least this well (see fine_correlation)
@@ -528,7 +528,7 @@ def verify_cluster(work: WorkingImage, keypoints: Keypoints, cluster: Cluster,
     seed = _seed(work.shape, keypoints.points[cluster.dst], keypoints.sizes[cluster.dst])
     margin = max(MIN_SEARCH_MARGIN, round(np.sqrt(seed.sum() / np.pi)))
     search = dilated(seed, margin)
-    box = _bounding_box(search, pad=NCC_WINDOW)
+    box = bounding_box(search, pad=NCC_WINDOW)
     copy = copied_region(work, cluster.transform, seed, search, box, params)
     if copy.sum() < params.min_region_area:
         return None
@@ -617,7 +617,7 @@ def copied_region(work: WorkingImage, transform: np.ndarray, seed: np.ndarray, s
     ncc = correlation_in(work.gray, transform, box, params.min_texture_std)
     inside = clean_mask((ncc >= params.ncc_threshold) & search[y0:y1, x0:x1], params.min_region_area)
     copy = np.zeros(work.shape, dtype=bool)
-    copy[y0:y1, x0:x1] = _components_touching(inside, seed[y0:y1, x0:x1])
+    copy[y0:y1, x0:x1] = components_touching(inside, seed[y0:y1, x0:x1])
     return copy
 
 
@@ -628,7 +628,7 @@ def refine_transform(work: WorkingImage, transform: np.ndarray, copy: np.ndarray
     object's edge, enough to lose fine texture. Returns the input itself if ECC fails, or moves
     any pixel of the copy more than MAX_REFINE_SHIFT, or is not near a similarity (see below).
     """
-    x0, y0, x1, y1 = _bounding_box(copy, pad=NCC_WINDOW)
+    x0, y0, x1, y1 = bounding_box(copy, pad=NCC_WINDOW)
     offset = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     backward = invert(transform)
     # ECC maps template (crop) coordinates into the input image: crop x -> T^-1(x + offset);
@@ -664,7 +664,7 @@ def fine_correlation(work: WorkingImage, transform: np.ndarray, copy: np.ndarray
     0.57 or more (0.8 or more without JPEG), that of template-cast blot bands at 0.5 or less (0.35
     or less without JPEG).
     """
-    x0, y0, x1, y1 = _bounding_box(copy, pad=NCC_WINDOW)
+    x0, y0, x1, y1 = bounding_box(copy, pad=NCC_WINDOW)
     ncc = correlation_in(work.fine, transform, (x0, y0, x1, y1), min_std=0.0)[copy[y0:y1, x0:x1]]
     ncc = ncc[np.isfinite(ncc)]
     return float(np.median(ncc)) if len(ncc) else 0.0
@@ -701,7 +701,7 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
     """
     # Only the region's box matters, padded beyond the stroke test's erosion; a small copy in a
     # large figure would otherwise pay for comparing every pixel of the figure several times.
-    x0, y0, x1, y1 = _bounding_box(region, pad=STROKE_WIDTH)
+    x0, y0, x1, y1 = bounding_box(region, pad=STROKE_WIDTH)
     gray8, region = gray8[y0:y1, x0:x1], region[y0:y1, x0:x1]
     counts = np.bincount(gray8[region] // GRAPHIC_BIN, minlength=256 // GRAPHIC_BIN)
     if np.sort(counts)[-2:].sum() >= GRAPHIC_SHARE * region.sum():
@@ -758,44 +758,12 @@ def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, c
         # A sliver of the next step inside the image's edge says nothing either way.
         if beyond.sum() < max(params.min_region_area, PERIODIC_MIN_STEP * source.sum()):
             continue
-        x0, y0, x1, y1 = box = _bounding_box(beyond, pad=NCC_WINDOW)
+        x0, y0, x1, y1 = box = bounding_box(beyond, pad=NCC_WINDOW)
         matched = correlation_in(work.gray, towards_event, box, params.min_texture_std) >= params.ncc_threshold
         repeats_shape = (matched & beyond[y0:y1, x0:x1]).sum() > PERIODIC_SHARE * beyond.sum()
         if repeats_shape and fine_correlation(work, towards_event, beyond) >= STEP_GRAIN_SHARE * grain:
             return True
     return False
-
-
-def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """Close gaps, fill holes (flat cell interiors fail the texture test), open away specks,
-    and drop components smaller than `min_area`.
-
-    Only the mask's bounding box, padded beyond the kernels' reach, is worked on: the result is
-    the same, and filling holes in a whole image for a small region costs more than the rest.
-    """
-    cleaned = np.zeros(mask.shape, bool)
-    if not mask.any():
-        return cleaned
-    x0, y0, x1, y1 = _bounding_box(mask, pad=CLOSE_KERNEL + OPEN_KERNEL)
-    cleaned[y0:y1, x0:x1] = _clean_box(mask[y0:y1, x0:x1], min_area)
-    return cleaned
-
-
-def _clean_box(mask: np.ndarray, min_area: int) -> np.ndarray:
-    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc(CLOSE_KERNEL))
-    filled = filled_holes(closed)
-    opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, disc(OPEN_KERNEL))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
-    return np.isin(labels, keep[keep != 0])
-
-
-def filled_holes(mask: np.ndarray) -> np.ndarray:
-    """The uint8 0/1 mask with its holes filled: every background pixel that no 4-connected path
-    of background joins to the border (what scipy's binary_fill_holes does, a tenth of its cost)."""
-    background = np.pad(mask, 1)
-    cv2.floodFill(background, None, (0, 0), 2)
-    return (background[1:-1, 1:-1] != 2).astype(np.uint8)
 
 
 def _seed(shape: tuple[int, int], points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -804,49 +772,6 @@ def _seed(shape: tuple[int, int], points: np.ndarray, sizes: np.ndarray) -> np.n
     for (x, y), size in zip(points, sizes):
         cv2.circle(seed, (round(x), round(y)), max(1, round(SEED_RADIUS * size)), 1, thickness=-1)
     return seed.astype(bool)
-
-
-def _components_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[seed & mask])
-    return np.isin(labels, touching[touching != 0])
-
-
-def _bounding_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) around the mask's pixels, widened by `pad` within the image; the mask must not be empty."""
-    # Row and column reductions, not np.nonzero: verifying a small copy in a large figure would
-    # otherwise spend most of its time listing the figure's pixels.
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    h, w = mask.shape
-    return (max(0, cols[0] - pad), max(0, rows[0] - pad), min(w, cols[-1] + 1 + pad), min(h, rows[-1] + 1 + pad))
-
-
-def disc(size: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-
-
-def dilated(mask: np.ndarray, radius: int) -> np.ndarray:
-    """bool: the non-empty mask grown by a disc of `radius` pixels.
-
-    Only the mask's bounding box, padded by the radius, can change, and a wide disc costs in
-    proportion to the pixels it sweeps: dilating whole figures took a tenth of the detector's
-    time in a profile of twelve figures.
-    """
-    x0, y0, x1, y1 = _bounding_box(mask, pad=radius)
-    grown = np.zeros(mask.shape, bool)
-    grown[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), disc(2 * radius + 1)) > 0
-    return grown
-
-
-def union(masks: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
-    """bool: where any of the masks is set; for no masks, all False of shape `hw` (which must then be given)."""
-    return np.logical_or.reduce(masks) if masks else np.zeros(hw, bool)
-
-
-def warp_mask(mask: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
-    return cv2.warpAffine(mask.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
 # ---------------------------------------------------------------- events

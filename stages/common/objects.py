@@ -34,8 +34,9 @@ from scipy.spatial import cKDTree
 
 from .config import ObjectParams
 from .dense import DenseProposal
-from .keypoint import (STROKE_WIDTH, VerifiedCopy, WorkingImage, apply_transform, disc, in_strokes, invert,
-                       overlaps_itself, plausible_scale, union, warp_mask)
+from .keypoint import (STROKE_WIDTH, VerifiedCopy, WorkingImage, apply_transform, in_strokes, invert, overlaps_itself,
+                       plausible_scale)
+from .masks import disc, union, warp_mask
 
 RINGS, ANGLES = 6, 64  # samples of a polar image: rings from the centroid out, angles round it
 HARMONICS = 8  # angular harmonics per ring in a blob's description

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..infer import Prediction
-from ..keypoint import union
+from ..masks import union
 
 TOLERANCE_PX = 3  # dense masks are not pixel-exact: a warped mask this near counts as landing on one
 MIN_SHIFT_PX = 1  # shifts below this are not mentioned
