@@ -84,10 +84,11 @@ def object_proposals(work: WorkingImage, min_displacement: float, params: Object
     if len(blobs.radii) < 2:
         return []
     region = union([c.region for c in known], work.shape)
+    moves = known_moves(known)
     inside = np.array([region[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
     pairs = [pair for pair in distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
              if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])
-             and not explained(pair, blobs, known)]
+             and not explained(pair, blobs, moves)]
     proposals = []
     for pair in sorted(pairs, key=lambda pair: -pair.ncc)[: params.max_proposals]:
         source = blob_mask(blobs.cores[pair.source], blobs.radii[pair.source], work.shape)
@@ -97,12 +98,16 @@ def object_proposals(work: WorkingImage, min_displacement: float, params: Object
     return proposals
 
 
-def explained(pair: BlobPair, blobs: Blobs, known: list[VerifiedCopy]) -> bool:
-    """True when a known copy takes one blob of the pair onto the other, and that blob lies at
-    the copy's region: the pair is a piece of that copy."""
-    return any(moves_onto(blobs, a, b, t) and touches(blobs, a, copy.region)
-               for copy in known for a, b in ((pair.source, pair.copy), (pair.copy, pair.source))
-               for t in (copy.transform, invert(copy.transform)))
+def known_moves(known: list[VerifiedCopy]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(transform, region) of every known copy, each way round: its transform and the inverse."""
+    return [(t, copy.region) for copy in known for t in (copy.transform, invert(copy.transform))]
+
+
+def explained(pair: BlobPair, blobs: Blobs, moves: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """True when a known copy's move (`known_moves`) takes one blob of the pair onto the other,
+    and that blob lies at the copy's region: the pair is a piece of that copy."""
+    return any(moves_onto(blobs, a, b, t) and touches(blobs, a, region)
+               for t, region in moves for a, b in ((pair.source, pair.copy), (pair.copy, pair.source)))
 
 
 def moves_onto(blobs: Blobs, a: int, b: int, transform: np.ndarray) -> bool:
