@@ -16,7 +16,7 @@ from stages.common.config import load_params
 from stages.common.copymove import dense_copies, detect_copy_move
 from stages.common.dense import consistent_points, features, match_field
 from stages.common.keypoint import WorkingImage
-from stages.common.masks import union as masks_union  # the library's, over masks; `union` here takes instances
+from stages.common.masks import warp_mask, union as masks_union  # the library's, over masks; `union` here takes instances
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 NO_DENSE = dataclasses.replace(PARAMS, dense=dataclasses.replace(PARAMS.dense, enabled=False))
@@ -265,6 +265,33 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
     # a weak event whose grain peaks is kept beside a strong one, if it has min_inliers spots
     peaked, peaked_few = event(5, peak=0.3), event(PARAMS.min_inliers - 1, peak=0.3)
     assert without_weak_events([strong, peaked, peaked_few], PARAMS) == [strong, peaked]
+
+
+def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike():
+    from stages.common.copymove import keeps_grain_inside
+    from stages.common.keypoint import VerifiedCopy
+
+    rng = np.random.default_rng(7)
+    figure = np.full((120, 200), 140.0, np.float32)
+    inside = rng.normal(0, 8, (30, 30))  # the source object's own noise
+    for x, grain in ((30, inside), (120, None)):
+        figure[40:80, x: x + 40] = 60.0  # one mould: the same sharp-edged object twice ...
+        figure[45:75, x + 5: x + 35] += inside if grain is not None else rng.normal(0, 8, (30, 30))
+    shift = np.float64([[1, 0, 90], [0, 1, 0]])
+
+    def event(work, rows=slice(40, 80)):
+        source = np.zeros(work.shape, bool)
+        source[rows, 30:70] = True
+        return [VerifiedCopy(source, warp_mask(source, shift), shift, 30, 0.9, 0.3, False)]
+
+    look_alike = WorkingImage.of(np.clip(figure, 0, 255).astype(np.uint8))
+    assert not keeps_grain_inside(look_alike, event(look_alike), PARAMS.min_interior_grain)
+    pasted = figure.copy()
+    pasted[40:80, 120:160] = figure[40:80, 30:70]  # ... against the object and its noise pasted
+    pasted = WorkingImage.of(np.clip(pasted, 0, 255).astype(np.uint8))
+    assert keeps_grain_inside(pasted, event(pasted), PARAMS.min_interior_grain)
+    # a copy too thin to have an inside is not judged by it
+    assert keeps_grain_inside(look_alike, event(look_alike, rows=slice(40, 44)), PARAMS.min_interior_grain)
 
 
 def test_a_refinement_that_stretches_one_axis_is_refused():

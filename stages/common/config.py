@@ -164,6 +164,7 @@ class KeypointParams:
     min_texture_std: float
     weak_inliers: int
     weak_share: float
+    min_interior_grain: float
     dense: DenseParams
     exact: ExactParams
     objects: ObjectParams
