@@ -23,9 +23,7 @@ def module_file(name: str) -> Path | None:
 
 def imported_files(path: Path) -> set[Path]:
     """The project files `path` imports, at module level or inside functions."""
-    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
-    if path.name == "__init__.py":
-        package = path.relative_to(ROOT).parts[:-1]
+    package = path.relative_to(ROOT).parent.parts  # a module's package, or an __init__'s own
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
