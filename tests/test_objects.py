@@ -170,3 +170,54 @@ def test_small_figure_upscaled_to_the_working_size_keeps_its_pasted_cell():
     instances = detect_copy_move(small, PARAMS)
     assert len(instances) == 1
     assert pixel_f1(instances[0].mask, small_truth) >= 0.7
+
+
+def mser_regions(seed: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """A grainy cell field with thin lines and lettering drawn over it, and its MSERs: nested
+    blobs, strokes, and regions at the image's edge."""
+    rng = np.random.default_rng(seed)
+    gray = cell_field(rng)[0]
+    cv2.putText(gray, "kDa 10 um", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 250, 2)
+    cv2.line(gray, (0, 150), (519, 160), 5, 1)
+    cv2.rectangle(gray, (300, 200), (420, 299), 240, 3)
+    regions, _ = cv2.MSER_create(delta=4, min_area=30, max_area=6000).detectRegions(gray)
+    return gray, regions
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_strokes_of_all_regions_at_once_are_those_of_each_alone(seed):
+    """The canvas of slots erodes each region exactly as its own mask does (keypoint.in_strokes)."""
+    from stages.common.keypoint import STROKE_WIDTH, in_strokes as mask_in_strokes
+    from stages.common.objects import Regions, in_strokes
+
+    _, regions = mser_regions(seed)
+    alone = []
+    for points in regions:
+        corner = points.min(axis=0) - STROKE_WIDTH
+        mask = np.zeros(tuple(points.max(axis=0)[::-1] - corner[::-1] + STROKE_WIDTH + 1), bool)
+        mask[points[:, 1] - corner[1], points[:, 0] - corner[0]] = True
+        alone.append(mask_in_strokes(mask))
+    at_once = in_strokes(Regions.of(regions))
+    assert len(regions) > 100 and 0 < sum(alone) < len(alone)
+    assert at_once.tolist() == alone
+
+
+def test_nested_blobs_are_one_and_the_smallest_stands_for_them():
+    from stages.common.objects import NESTED, distinct
+
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(0, 400, (300, 2))
+    radii = rng.uniform(5, 30, 300)
+    # every third blob found again, a little larger and a little off: MSER at a higher threshold
+    centres = np.vstack([centres, centres[::3] + 0.05 * radii[::3, None]])
+    radii = np.concatenate([radii, 1.1 * radii[::3]])
+    kept = distinct(centres, radii)
+
+    order = np.argsort(radii, kind="stable")
+    expected = []
+    for i in order:  # each blob against every smaller one kept, by brute force
+        if not any(abs(radii[j] - radii[i]) < NESTED * radii[i] and np.hypot(*(centres[j] - centres[i])) < NESTED * radii[i]
+                   for j in expected):
+            expected.append(int(i))
+    assert kept.tolist() == expected
+    assert not set(range(300, len(radii))) & set(kept.tolist())

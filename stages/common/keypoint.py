@@ -502,13 +502,15 @@ def _residual(transform: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.nda
     return np.linalg.norm(apply_transform(transform, src) - dst, axis=1)
 
 
-def transform_scale(transform: np.ndarray) -> float:
-    """How much larger the copy is than its source, by length."""
-    return float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+def transform_scale(transform: np.ndarray) -> float | np.ndarray:
+    """How much larger the copy is than its source, by length; one per transform of a (n, 2, 3) stack."""
+    return np.sqrt(np.abs(np.linalg.det(transform[..., :2])))
 
 
-def plausible_scale(transform: np.ndarray) -> bool:
-    return SCALE_RANGE[0] <= transform_scale(transform) <= SCALE_RANGE[1]
+def plausible_scale(transform: np.ndarray) -> bool | np.ndarray:
+    """Whether the transform's scale is that of a copy; one answer per transform of a (n, 2, 3) stack."""
+    scale = transform_scale(transform)
+    return (SCALE_RANGE[0] <= scale) & (scale <= SCALE_RANGE[1])
 
 
 # ---------------------------------------------------------------- dense verification

@@ -26,6 +26,8 @@ their transform is refined densely, and the copy must carry its source's fine gr
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -34,7 +36,7 @@ from scipy.spatial import cKDTree
 
 from .config import ObjectParams
 from .dense import DenseProposal
-from .keypoint import (STROKE_WIDTH, VerifiedCopy, WorkingImage, apply_transform, in_strokes, invert, overlaps_itself,
+from .keypoint import (INK_SOLID_SHARE, STROKE_WIDTH, VerifiedCopy, WorkingImage, apply_transform, invert, overlaps_itself,
                        plausible_scale)
 from .masks import disc, union, warp_mask
 
@@ -124,34 +126,85 @@ def touches(blobs: Blobs, blob: int, region: np.ndarray) -> bool:
 def find_blobs(work: WorkingImage, params: ObjectParams) -> Blobs:
     h, w = work.shape
     mser = cv2.MSER_create(delta=MSER_DELTA, min_area=params.min_area, max_area=int(params.max_share * h * w))
-    regions, _ = mser.detectRegions(work.gray8)
-    cores = [points for points in regions
-             if work.gray[points[:, 1], points[:, 0]].std() >= MIN_BLOB_STD and not in_strokes(local_mask(points))]
-    centres = np.array([points.mean(axis=0) for points in cores], np.float64).reshape(-1, 2)
-    radii = np.sqrt(np.array([len(points) for points in cores], np.float64) / np.pi)
-    kept = distinct(centres, radii)
-    cores, centres, radii = [cores[i] for i in kept], centres[kept], radii[kept]
-    return Blobs(cores=cores, centres=centres, radii=radii, polar=polar_images(work.gray, centres, radii * params.reach))
+    found, _ = mser.detectRegions(work.gray8)
+    regions = Regions.of(found)
+    centres = regions.per_region(regions.points.astype(np.float64)) / regions.sizes[:, None]
+    radii = np.sqrt(regions.sizes / np.pi)
+    keep = np.flatnonzero(textured(work.gray8, regions) & ~in_strokes(regions))
+    keep = keep[distinct(centres[keep], radii[keep])]
+    return Blobs(cores=[found[i] for i in keep], centres=centres[keep], radii=radii[keep],
+                 polar=polar_images(work.gray, centres[keep], radii[keep] * params.reach))
+
+
+@dataclass(frozen=True)
+class Regions:
+    """MSERs as one array of their pixels: region i is points[starts[i]: starts[i] + sizes[i]]."""
+
+    points: np.ndarray  # (m, 2) int x y
+    starts: np.ndarray  # (n,) int
+    sizes: np.ndarray  # (n,) int
+
+    @classmethod
+    def of(cls, regions: tuple[np.ndarray, ...]) -> Regions:
+        sizes = np.array([len(r) for r in regions], np.int64)
+        points = np.concatenate(regions) if regions else np.zeros((0, 2), np.int32)
+        return cls(points=points, starts=np.cumsum(sizes) - sizes, sizes=sizes)
+
+    def per_region(self, values: np.ndarray, reduce: np.ufunc = np.add) -> np.ndarray:
+        """`reduce` of per-pixel `values` over each region."""
+        return reduce.reduceat(values, self.starts) if len(self.sizes) else np.zeros((0, *values.shape[1:]), values.dtype)
+
+
+def textured(gray8: np.ndarray, regions: Regions) -> np.ndarray:
+    """bool (n,): regions whose grey levels vary by at least MIN_BLOB_STD (computed exactly, in integers)."""
+    values = gray8[regions.points[:, 1], regions.points[:, 0]].astype(np.int64)
+    n, total, squares = regions.sizes, regions.per_region(values), regions.per_region(values ** 2)
+    return n * squares - total ** 2 >= MIN_BLOB_STD ** 2 * n ** 2
+
+
+def in_strokes(regions: Regions) -> np.ndarray:
+    """bool (n,): regions drawn in strokes, which one erosion by a STROKE_WIDTH disc leaves under
+    INK_SOLID_SHARE of (as stages/common/keypoint.py `in_strokes` judges one mask).
+
+    MSERs nest, so no one mask holds them all; instead each is drawn into its own slot of one
+    canvas, STROKE_WIDTH clear of the next, and one erosion of the canvas erodes every region.
+    """
+    if not len(regions.sizes):
+        return np.zeros(0, bool)
+    low, high = regions.per_region(regions.points, np.minimum), regions.per_region(regions.points, np.maximum)
+    corners, canvas_shape = shelf_layout(high - low + 1 + 2 * STROKE_WIDTH)
+    at = regions.points + np.repeat(corners + STROKE_WIDTH - low, regions.sizes, axis=0)
+    canvas = np.zeros(canvas_shape, np.uint8)
+    canvas[at[:, 1], at[:, 0]] = 1
+    kept = cv2.erode(canvas, disc(STROKE_WIDTH))[at[:, 1], at[:, 0]]
+    return regions.per_region(kept.astype(np.int64)) < INK_SOLID_SHARE * regions.sizes
+
+
+def shelf_layout(sizes: np.ndarray, width: int = 2048) -> tuple[np.ndarray, tuple[int, int]]:
+    """Top-left corners (n, 2) x y of boxes of `sizes` (n, 2) w h laid side by side on shelves,
+    tallest first, and the (h, w) of the canvas they fill."""
+    width = max(width, int(sizes[:, 0].max(initial=0)))
+    boxes, corners = sizes.tolist(), np.zeros_like(sizes)
+    x = y = shelf = 0
+    for i in np.argsort(-sizes[:, 1], kind="stable").tolist():
+        w, h = boxes[i]
+        if x + w > width:
+            x, y, shelf = 0, y + shelf, 0
+        corners[i] = x, y
+        x, shelf = x + w, max(shelf, h)
+    return corners, (y + shelf, width)
 
 
 def distinct(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """Indices of the blobs left once each is dropped that a smaller kept one nearly repeats: centres
     and radii within NESTED of its radius (MSER finds one blob at several thresholds)."""
-    kept: list[int] = []
-    for i in np.argsort(radii, kind="stable"):
-        same_size = np.abs(radii[kept] - radii[i]) < NESTED * radii[i]
-        same_place = np.hypot(*(centres[kept] - centres[i]).T) < NESTED * radii[i]
-        if not (same_size & same_place).any():
-            kept.append(int(i))
-    return np.array(kept, int)
-
-
-def local_mask(points: np.ndarray) -> np.ndarray:
-    """bool mask of the points in their bounding box, with a margin of a stroke's width."""
-    corner = points.min(axis=0) - STROKE_WIDTH
-    mask = np.zeros(tuple(points.max(axis=0)[::-1] - corner[::-1] + STROKE_WIDTH + 1), bool)
-    mask[points[:, 1] - corner[1], points[:, 0] - corner[0]] = True
-    return mask
+    near = cKDTree(centres).query_ball_point(centres, NESTED * radii * (1 + 1e-9)) if len(radii) else []
+    order = np.argsort(radii, kind="stable")
+    kept = np.zeros(len(radii), bool)
+    for i in order:
+        kept[i] = not any(kept[j] and abs(radii[j] - radii[i]) < NESTED * radii[i]
+                          and np.hypot(*(centres[j] - centres[i])) < NESTED * radii[i] for j in near[i])
+    return order[kept[order]]
 
 
 def blob_mask(points: np.ndarray, radius: float, hw: tuple[int, int]) -> np.ndarray:
@@ -197,9 +250,9 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
     far = (i != j) & (apart >= np.maximum(min_displacement, blobs.radii[i] + blobs.radii[j]))
     i, j = i[far], j[far]
     ncc, shift, mirrored = best_turns(spectra[i], spectra[j])
-    pairs = [BlobPair(a, b, float(c), turn_transform(blobs, a, b, s, m))
-             for a, b, c, s, m in zip(i, j, ncc, shift, mirrored)]
-    return [pair for pair in pairs if plausible_scale(pair.transform)]
+    transforms = turn_transforms(blobs, i, j, shift, mirrored)
+    plausible = np.flatnonzero(plausible_scale(transforms))
+    return [BlobPair(int(i[k]), int(j[k]), float(ncc[k]), transforms[k]) for k in plausible]
 
 
 def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list[BlobPair]:
@@ -217,15 +270,21 @@ def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list
     for pair in pairs:
         partners.setdefault(pair.source, []).append((1.0 - pair.ncc, pair.copy))
         partners.setdefault(pair.copy, []).append((1.0 - pair.ncc, pair.source))
-    matched = {blob: clear_matches(found, blobs, rival_ratio) for blob, found in partners.items()}
+    centres, radii = blobs.centres.tolist(), blobs.radii.tolist()
+
+    def elsewhere(a: int, b: int) -> bool:  # blob a lies off blob b
+        return math.dist(centres[a], centres[b]) >= radii[b]
+
+    matched = {blob: clear_matches(found, elsewhere, rival_ratio) for blob, found in partners.items()}
     return [pair for pair in pairs if pair.copy in matched[pair.source] and pair.source in matched[pair.copy]]
 
 
-def clear_matches(found: list[tuple[float, int]], blobs: Blobs, rival_ratio: float) -> set[int]:
-    """The blobs among `found` ((distance, blob) look-alikes of one blob) up to the first clear jump."""
+def clear_matches(found: list[tuple[float, int]], elsewhere: Callable[[int, int], bool], rival_ratio: float) -> set[int]:
+    """The blobs among `found` ((distance, blob) look-alikes of one blob) up to the first clear jump;
+    a look-alike that is not `elsewhere` than a nearer one is left out."""
     objects: list[tuple[float, int]] = []
     for distance, other in sorted(found):
-        if all(np.hypot(*(blobs.centres[other] - blobs.centres[kept])) >= blobs.radii[kept] for _, kept in objects):
+        if all(elsewhere(other, kept) for _, kept in objects):
             objects.append((distance, other))
     if len(objects) == 1:
         return {objects[0][1]}
@@ -258,13 +317,14 @@ def subsample_peaks(scores: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return shift + offset
 
 
-def turn_transform(blobs: Blobs, source: int, copy: int, shift: float, mirrored: bool) -> np.ndarray:
-    """The 2x3 similarity taking blob `source` onto blob `copy`, turned by `shift` samples round:
-    about the centroids, scaled by the radii, composed with a reflection where mirrored."""
+def turn_transforms(blobs: Blobs, source: np.ndarray, copy: np.ndarray, shift: np.ndarray,
+                    mirrored: np.ndarray) -> np.ndarray:
+    """(n, 2, 3) similarities taking each blob `source` onto blob `copy`, turned by `shift` samples
+    round: about the centroids, scaled by the radii, composed with a reflection where mirrored."""
     theta = 2 * np.pi * shift / ANGLES
-    turn = blobs.radii[copy] / blobs.radii[source] * np.array([[np.cos(theta), -np.sin(theta)],
-                                                              [np.sin(theta), np.cos(theta)]])
-    if mirrored:
-        turn = turn @ np.diag([1.0, -1.0])  # angle t -> -t about the centroid, before the turn
-    offset = blobs.centres[copy] - turn @ blobs.centres[source]
-    return np.hstack([turn, offset[:, None]])
+    cos, sin = np.cos(theta), np.sin(theta)
+    flip = np.where(mirrored, -1.0, 1.0)  # angle t -> -t about the centroid, before the turn
+    turn = (blobs.radii[copy] / blobs.radii[source])[:, None, None] * np.stack(
+        [np.stack([cos, -sin * flip], axis=1), np.stack([sin, cos * flip], axis=1)], axis=1)
+    offset = blobs.centres[copy] - np.einsum("nij,nj->ni", turn, blobs.centres[source])
+    return np.concatenate([turn, offset[:, :, None]], axis=2)
