@@ -132,19 +132,21 @@ def object_copies(work: WorkingImage, params: KeypointParams, known: list[Verifi
     The other paths keep the working pixel: their copies are larger, and judged with their keypoints."""
     proposals = object_proposals(work, params.min_displacement, params.objects, known)
     return [copy for copy in verified_copies(work, proposals, params, peak_step=work.pixel)
-            if copy.grain_peak >= params.grain_peak and interior_grain(work, copy) >= params.objects.min_interior_grain]
+            if copy.grain_peak >= params.grain_peak and has_grain_inside(work, copy, params.objects.min_interior_grain)]
 
 
-def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float:
-    """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge, or 0 where
-    it has no interior: look-alike objects (keys of a keyboard, painted letters) share their
-    edges, not the noise inside."""
-    inner = interior(copy)
-    return fine_correlation(work, copy.transform, inner) if inner.sum() >= MIN_INTERIOR_PIXELS else 0.0
+def has_grain_inside(work: WorkingImage, copy: VerifiedCopy, min_grain: float) -> bool:
+    """True when the copy has an interior and keeps `min_grain` of its source's grain there."""
+    grain = interior_grain(work, copy)
+    return grain is not None and grain >= min_grain
 
 
-def interior(copy: VerifiedCopy) -> np.ndarray:
-    return cv2.erode(copy.copy.astype(np.uint8), disc(2 * INTERIOR_MARGIN + 1)) > 0
+def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float | None:
+    """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge, or None where
+    it has no interior (under MIN_INTERIOR_PIXELS there): look-alike objects (keys of a keyboard,
+    painted letters) share their edges, not the noise inside."""
+    inner = cv2.erode(copy.copy.astype(np.uint8), disc(2 * INTERIOR_MARGIN + 1)) > 0
+    return fine_correlation(work, copy.transform, inner) if inner.sum() >= MIN_INTERIOR_PIXELS else None
 
 
 def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain: float) -> bool:
@@ -156,10 +158,12 @@ def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain:
     transform as a pasted copy's does; inside, each has its own noise. On CVIP Dataset 0 such
     events kept 0.60 to 0.91 of the grain inside, its true copies 0.999 or more; on the training
     figures, whose copies are recompressed, true events kept 0.80 or more, and a CVIP copy shrunk
-    to half its size (its noise averaged, not carried) 0.80. An object copy must keep more
-    (params.objects.min_interior_grain, in object_copies): it has no keypoints behind it.
+    to half its size (its noise averaged, not carried) 0.80. So `min_grain` (0.75 by default)
+    drops the look-alikes under it, and those that keep more inside (0.75 to 0.91) stay. An object
+    copy must keep more (params.objects.min_interior_grain, in object_copies): it has no
+    keypoints behind it.
     """
-    judged = [interior_grain(work, c) for c in event if interior(c).sum() >= MIN_INTERIOR_PIXELS]
+    judged = [grain for grain in (interior_grain(work, c) for c in event) if grain is not None]
     return not judged or max(judged) >= min_grain
 
 
