@@ -182,17 +182,17 @@ def in_strokes(regions: Regions) -> np.ndarray:
 
 def shelf_layout(sizes: np.ndarray, width: int = 2048) -> tuple[np.ndarray, tuple[int, int]]:
     """Top-left corners (n, 2) x y of boxes of `sizes` (n, 2) w h laid side by side on shelves,
-    tallest first, and the (h, w) of the canvas they fill."""
-    width = max(width, int(sizes[:, 0].max(initial=0)))
-    boxes, corners = sizes.tolist(), np.zeros_like(sizes)
-    x = y = shelf = 0
-    for i in np.argsort(-sizes[:, 1], kind="stable").tolist():
-        w, h = boxes[i]
-        if x + w > width:
-            x, y, shelf = 0, y + shelf, 0
-        corners[i] = x, y
-        x, shelf = x + w, max(shelf, h)
-    return corners, (y + shelf, width)
+    tallest first, and the (h, w) of the canvas they fill. A shelf takes boxes while they start
+    within `width`; the last may reach past it, by less than the widest box."""
+    order = np.argsort(-sizes[:, 1], kind="stable")
+    widths, heights = sizes[order, 0], sizes[order, 1]
+    start = np.cumsum(widths) - widths
+    shelf = start // width
+    tallest = np.zeros(shelf[-1] + 1 if len(shelf) else 0, sizes.dtype)
+    np.maximum.at(tallest, shelf, heights)
+    corners = np.empty_like(sizes)
+    corners[order] = np.stack([start - shelf * width, (np.cumsum(tallest) - tallest)[shelf]], axis=1)
+    return corners, (int(tallest.sum()), width + int(widths.max(initial=0)))
 
 
 def distinct(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -245,7 +245,7 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
     _, neighbours = cKDTree(described).query(described, k=min(NEIGHBOURS + 1, len(described)))
     i, j = np.repeat(np.arange(len(described)), neighbours.shape[1]), neighbours.ravel()
     i, j = np.minimum(i, j), np.maximum(i, j)  # each pair once, either way round
-    i, j = np.unique(np.stack([i, j]), axis=1)
+    i, j = np.divmod(np.unique(i * len(described) + j), len(described))
     apart = np.hypot(*(blobs.centres[j] - blobs.centres[i]).T)
     far = (i != j) & (apart >= np.maximum(min_displacement, blobs.radii[i] + blobs.radii[j]))
     i, j = i[far], j[far]
@@ -285,13 +285,10 @@ def clear_matches(found: list[tuple[float, int]], elsewhere: Callable[[int, int]
     objects: list[tuple[float, int]] = []
     for distance, other in sorted(found):
         if all(elsewhere(other, kept) for _, kept in objects):
+            if objects and objects[-1][0] <= rival_ratio * distance:
+                return {kept for _, kept in objects}
             objects.append((distance, other))
-    if len(objects) == 1:
-        return {objects[0][1]}
-    for k in range(len(objects) - 1):
-        if objects[k][0] <= rival_ratio * objects[k + 1][0]:
-            return {other for _, other in objects[: k + 1]}
-    return set()
+    return {objects[0][1]} if len(objects) == 1 else set()
 
 
 def best_turns(source: np.ndarray, copy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
