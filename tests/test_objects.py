@@ -10,7 +10,7 @@ import pytest
 from stages.common.copymove import detect_copy_move
 from stages.common.keypoint import VerifiedCopy, WorkingImage, transform_scale
 from stages.common.masks import warp_mask
-from stages.common.objects import ANGLES, RINGS, Blobs, BlobPair, best_turns, distinctive, object_proposals
+from stages.common.objects import ANGLES, RINGS, Blobs, BlobPair, best_turns, distinctive, look_alikes, object_proposals
 
 from test_dense import PARAMS, noisy, pixel_f1
 
@@ -90,7 +90,8 @@ def test_small_cell_turned_and_pasted_is_found(seed):
 
 def test_object_proposal_carries_the_turn_and_scale():
     forged, truth, angle = forged_cell_field(1)
-    proposals = object_proposals(WorkingImage.of(forged), PARAMS.min_displacement, PARAMS.objects, known=[])
+    work = WorkingImage.of(forged)
+    proposals = object_proposals(work, look_alikes(work, PARAMS.min_displacement, PARAMS.objects), PARAMS.objects, known=[])
     assert proposals
     best = proposals[0]
     assert pixel_f1(best.source, truth) > 0.3  # the source cell, with its rim, is one half of the truth
@@ -150,14 +151,14 @@ def test_cell_pasted_three_times_is_one_event():
 def test_pieces_of_known_copies_are_not_proposed_again():
     forged, truth, _ = forged_cell_field(1)
     work = WorkingImage.of(forged)
-    proposals = object_proposals(work, PARAMS.min_displacement, PARAMS.objects, known=[])
-    pair = proposals[0]
+    found = look_alikes(work, PARAMS.min_displacement, PARAMS.objects)
+    pair = object_proposals(work, found, PARAMS.objects, known=[])[0]
     # a known copy of the cell's surroundings only, by the same transform: the blobs lie beside
     # it, not inside it, so only the transform says they are a piece of it
     around = cv2.dilate(pair.source.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~pair.source
     known = VerifiedCopy(source=around, copy=warp_mask(around, pair.transform), transform=pair.transform,
                          n_inliers=10, score=0.9, grain_peak=0.3, periodic=False)
-    again = object_proposals(work, PARAMS.min_displacement, PARAMS.objects, known=[known])
+    again = object_proposals(work, found, PARAMS.objects, known=[known])
     assert all(pixel_f1(p.source, pair.source) < 0.5 for p in again)
 
 

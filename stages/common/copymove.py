@@ -21,7 +21,7 @@ several paths find is one instance, explained by every transform that found it.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedC
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
                        verified_copy, working_scale)
 from .masks import disc, warp_mask
-from .objects import object_proposals
+from .objects import LookAlikes, look_alikes, object_proposals
 
 RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
@@ -70,17 +70,20 @@ def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) ->
     object path comes last: it skips blob pairs inside copies the others found.
 
     Where the process may spend a second core (OpenCV's thread budget, which runtime.apply_threads
-    sets: one in each screening worker), the exact path runs in a thread beside the other two. It
-    takes about as long as both, and its FFTs, KD-tree and OpenCV calls release the GIL, so one
-    image finishes in about two thirds of the time. Each path seeds its own randomness (OpenCV's
-    generator is per thread), so the answer is the same either way.
+    sets: one in each screening worker), the exact path and the object path's look-alike search
+    (which needs no other path's copies) run in two threads beside the keypoint and dense paths.
+    Their FFTs, KD-trees and OpenCV calls release the GIL, and the three threads keep both cores
+    busy: on the 1-megapixel benchmark figure, two threads (the object path run whole at the end)
+    left a core idle for its last third. Each path seeds its own randomness (OpenCV's generator
+    is per thread), so the answer is the same either way.
     """
-    with ThreadPoolExecutor(max_workers=1) as beside:
+    with ThreadPoolExecutor(max_workers=2) as beside:
         exact = beside.submit(exact_copies, gray, work, params)
+        alike = beside.submit(look_alikes, work, params.min_displacement, params.objects)
         if cv2.getNumThreads() < 2:
-            exact.result()  # one core: finish it first rather than share the core with the others
+            wait([exact, alike])  # one core: finish them first rather than share the core with the others
         found = keypoint_copies(work, params) + dense_copies(work, params) + exact.result()
-    return found + object_copies(work, params, known=found)
+        return found + object_copies(work, params, alike.result(), known=found)
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
@@ -120,8 +123,10 @@ def dense_copies(work: WorkingImage, params: KeypointParams) -> list[VerifiedCop
     return verified_copies(work, dense_proposals(work, params.dense), params)
 
 
-def object_copies(work: WorkingImage, params: KeypointParams, known: list[VerifiedCopy]) -> list[VerifiedCopy]:
-    """Small objects copied at any turn (stages/common/objects.py). A blob carries too few points
+def object_copies(work: WorkingImage, params: KeypointParams, found: LookAlikes | None,
+                  known: list[VerifiedCopy]) -> list[VerifiedCopy]:
+    """Small objects copied at any turn (stages/common/objects.py), from the figure's look-alike
+    blob pairs (`found`) that no `known` copy explains. A blob carries too few points
     for the weak-event rule to judge, so its copy must itself show the grain of a paste: a sharp
     peak, and the source's grain inside, away from the edge look-alike objects share.
 
@@ -130,7 +135,7 @@ def object_copies(work: WorkingImage, params: KeypointParams, known: list[Verifi
     barely drops a working pixel off (0.03 to 0.10, against 0.15 needed, on a validation figure
     worked on at 1.76 times its size).
     The other paths keep the working pixel: their copies are larger, and judged with their keypoints."""
-    proposals = object_proposals(work, params.min_displacement, params.objects, known)
+    proposals = object_proposals(work, found, params.objects, known)
     return [copy for copy in verified_copies(work, proposals, params, peak_step=work.pixel)
             if copy.grain_peak >= params.grain_peak and has_grain_inside(work, copy, params.objects.min_interior_grain)]
 

@@ -70,27 +70,44 @@ class BlobPair:
     transform: np.ndarray  # 2x3 source -> copy
 
 
-def object_proposals(work: WorkingImage, min_displacement: float, params: ObjectParams,
+@dataclass(frozen=True)
+class LookAlikes:
+    """The figure's blobs and the pairs of them that look like one object turned (steps 1 to 4):
+    all the object path finds before the other paths' copies are known."""
+
+    blobs: Blobs
+    pairs: list[BlobPair]  # at params.min_ncc or above, and among each other's clear best matches
+
+
+def look_alikes(work: WorkingImage, min_displacement: float, params: ObjectParams) -> LookAlikes | None:
+    """Blobs of `work` that look like turned, mirrored or scaled copies of others; None when
+    disabled or where there are not two blobs."""
+    if not params.enabled:
+        return None
+    blobs = find_blobs(work, params)
+    if len(blobs.radii) < 2:
+        return None
+    pairs = distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
+    return LookAlikes(blobs, [pair for pair in pairs if pair.ncc >= params.min_ncc])
+
+
+def object_proposals(work: WorkingImage, found: LookAlikes | None, params: ObjectParams,
                      known: list[VerifiedCopy]) -> list[DenseProposal]:
-    """Blobs of `work` that look like turned, mirrored or scaled copies of others, best first;
-    [] when disabled.
+    """The look-alike pairs (`look_alikes`) as proposals, best first.
 
     Pairs that add nothing to the copies the other paths verified (`known`) are left out: those
     whose blobs both lie mostly inside them, and pieces of a known copy (`explained`). Either
     would only split a known event into more blobs, and a band matched to its look-alike in the
     next lane could make a pasted lane read as a pattern.
     """
-    if not params.enabled:
+    if found is None:
         return []
-    blobs = find_blobs(work, params)
-    if len(blobs.radii) < 2:
-        return []
+    blobs = found.blobs
     region = union([c.region for c in known], work.shape)
     moves = known_moves(known)
     inside = np.array([region[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
-    pairs = [pair for pair in distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
-             if pair.ncc >= params.min_ncc and not (inside[pair.source] and inside[pair.copy])
-             and not explained(pair, blobs, moves)]
+    pairs = [pair for pair in found.pairs
+             if not (inside[pair.source] and inside[pair.copy]) and not explained(pair, blobs, moves)]
     proposals = []
     for pair in sorted(pairs, key=lambda pair: -pair.ncc)[: params.max_proposals]:
         source = blob_mask(blobs.cores[pair.source], blobs.radii[pair.source], work.shape)
