@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from stages.common.copymove import detect_copy_move
-from stages.common.keypoint import VerifiedCopy, WorkingImage, transform_scale
+from stages.common.keypoint import STROKE_WIDTH, VerifiedCopy, WorkingImage, in_strokes, transform_scale
 from stages.common.masks import warp_mask
-from stages.common.objects import ANGLES, RINGS, Blobs, BlobPair, best_turns, distinctive, look_alikes, object_proposals
+from stages.common.objects import (ANGLES, NESTED, RINGS, Blobs, BlobPair, Regions, best_turns, distinct, distinctive,
+                                   look_alikes, object_proposals, regions_in_strokes)
 
 from test_dense import PARAMS, noisy, pixel_f1
 
@@ -188,24 +189,19 @@ def mser_regions(seed: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_strokes_of_all_regions_at_once_are_those_of_each_alone(seed):
     """The canvas of slots erodes each region exactly as its own mask does (keypoint.in_strokes)."""
-    from stages.common.keypoint import STROKE_WIDTH, in_strokes as mask_in_strokes
-    from stages.common.objects import Regions, in_strokes
-
     _, regions = mser_regions(seed)
     alone = []
     for points in regions:
         corner = points.min(axis=0) - STROKE_WIDTH
         mask = np.zeros(tuple(points.max(axis=0)[::-1] - corner[::-1] + STROKE_WIDTH + 1), bool)
         mask[points[:, 1] - corner[1], points[:, 0] - corner[0]] = True
-        alone.append(mask_in_strokes(mask))
-    at_once = in_strokes(Regions.of(regions))
+        alone.append(in_strokes(mask))
+    at_once = regions_in_strokes(Regions.of(regions))
     assert len(regions) > 100 and 0 < sum(alone) < len(alone)
     assert at_once.tolist() == alone
 
 
 def test_nested_blobs_are_one_and_the_smallest_stands_for_them():
-    from stages.common.objects import NESTED, distinct
-
     rng = np.random.default_rng(3)
     centres = rng.uniform(0, 400, (300, 2))
     radii = rng.uniform(5, 30, 300)

@@ -147,7 +147,7 @@ def find_blobs(work: WorkingImage, params: ObjectParams) -> Blobs:
     regions = Regions.of(found)
     centres = regions.per_region(regions.points.astype(np.float64)) / regions.sizes[:, None]
     radii = np.sqrt(regions.sizes / np.pi)
-    keep = np.flatnonzero(textured(work.gray8, regions) & ~in_strokes(regions))
+    keep = np.flatnonzero(textured(work.gray8, regions) & ~regions_in_strokes(regions))
     keep = keep[distinct(centres[keep], radii[keep])]
     return Blobs(cores=[found[i] for i in keep], centres=centres[keep], radii=radii[keep],
                  polar=polar_images(work.gray, centres[keep], radii[keep] * params.reach))
@@ -179,7 +179,7 @@ def textured(gray8: np.ndarray, regions: Regions) -> np.ndarray:
     return n * squares - total ** 2 >= MIN_BLOB_STD ** 2 * n ** 2
 
 
-def in_strokes(regions: Regions) -> np.ndarray:
+def regions_in_strokes(regions: Regions) -> np.ndarray:
     """bool (n,): regions drawn in strokes, which one erosion by a STROKE_WIDTH disc leaves under
     INK_SOLID_SHARE of (as stages/common/keypoint.py `in_strokes` judges one mask).
 
@@ -215,6 +215,8 @@ def shelf_layout(sizes: np.ndarray, width: int = 2048) -> tuple[np.ndarray, tupl
 def distinct(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """Indices of the blobs left once each is dropped that a smaller kept one nearly repeats: centres
     and radii within NESTED of its radius (MSER finds one blob at several thresholds)."""
+    # The ball is a hair wider than NESTED: the tree's distances round differently from np.hypot,
+    # which decides below, so no neighbour is lost at the edge.
     near = cKDTree(centres).query_ball_point(centres, NESTED * radii * (1 + 1e-9)) if len(radii) else []
     order = np.argsort(radii, kind="stable")
     kept = np.zeros(len(radii), bool)
