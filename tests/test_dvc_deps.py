@@ -9,7 +9,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # Read only under a setting, and left out on purpose (dvc.yaml says why, at the stage).
-OPTIONAL = {"train": {f"stages/common/{m}.py" for m in ("copymove", "dense", "exact", "keypoint", "masks", "objects")}}
+OPTIONAL = {"train": {f"stages/common/{m}.py" for m in ("copymove", "dense", "exact", "extent", "keypoint", "masks", "objects")}}
 
 
 def module_file(name: str) -> Path | None:

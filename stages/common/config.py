@@ -136,6 +136,13 @@ class ExactParams:
 
 
 @dataclass(frozen=True)
+class ExtentParams:
+    enabled: bool
+    window: int
+    min_ncc: float
+
+
+@dataclass(frozen=True)
 class ObjectParams:
     enabled: bool
     min_area: int
@@ -168,6 +175,7 @@ class KeypointParams:
     dense: DenseParams
     exact: ExactParams
     objects: ObjectParams
+    extent: ExtentParams
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ Their copies are verified at one working size (stages/common/keypoint.py `workin
 A dense, exact or object proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
 periodically. The verified copies of all paths are then grouped into events together, so a copy
-several paths find is one instance, explained by every transform that found it.
+several paths find is one instance, explained by every transform that found it. Each copy of a
+kept event is then grown over the pixels around it that carry its source's noise
+(stages/common/extent.py): the paths mark a copy where their evidence lies, a paste reaches
+over the smooth stretches too.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
+from .extent import grown
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
                        keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
@@ -58,11 +62,14 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
               and keeps_grain_inside(work, g, params.min_interior_grain)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
-    instances = [event_instance(group, (height, width), to_work) for group in events]
     # Drawn content is judged again at its own resolution: upscaling a small figure to the working
     # size blurs a label's flat tones into many levels, and a repeated "kDa" or "10 um" then
-    # passes for a picture.
-    return [instance for instance in instances if not is_graphic(gray, instance.mask)]
+    # passes for a picture. It is judged on the masks the paths found: a mask grown over the
+    # picture around a label would outvote the label's flat tones.
+    events = [group for group in events if not is_graphic(gray, event_instance(group, (height, width), to_work).mask)]
+    if params.extent.enabled:
+        events = [[grown(work, copy, params.extent) for copy in group] for group in events]
+    return [event_instance(group, (height, width), to_work) for group in events]
 
 
 def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

@@ -1,0 +1,79 @@
+"""A kept copy grown over the pixels that carry its source's noise (stages/common/extent.py)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.config import load_params
+from stages.common.copymove import detect_copy_move
+from stages.common.extent import grown
+from stages.common.keypoint import VerifiedCopy, WorkingImage
+from stages.common.masks import warp_mask
+from test_dense import noisy, paste_rectangle, pixel_f1, textured_scene, union
+
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
+UNGROWN = dataclasses.replace(PARAMS, extent=dataclasses.replace(PARAMS.extent, enabled=False))
+SHIFT = np.array([[1.0, 0.0, 200.0], [0.0, 1.0, 10.0]])
+
+
+def tower_photo(rng: np.random.Generator) -> np.ndarray:
+    """A camera-sized photo of a plain tower under a lamp against a smooth sky: the lamp has all the corners."""
+    scene = np.tile(np.linspace(150, 190, 768, dtype=np.float32)[:, None], (1, 1024))
+    scene[100:160, 150:210] = textured_scene(rng, 60, 60)
+    scene[160:420, 160:200] = 235.0
+    return noisy(scene, rng, 2.0)
+
+
+def verified(copy: np.ndarray, transform: np.ndarray = SHIFT) -> VerifiedCopy:
+    return VerifiedCopy(source=warp_mask(copy, np.linalg.inv(np.vstack([transform, [0, 0, 1]]))[:2]), copy=copy,
+                        transform=transform, n_inliers=50, score=1.0, grain_peak=0.5, periodic=False)
+
+
+def box(shape: tuple[int, int], x: int, y: int, w: int, h: int) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def test_a_pasted_tower_is_covered_down_its_plain_body():
+    forged, truth = paste_rectangle(tower_photo(np.random.default_rng(0)), (150, 100, 60, 320), (600, 200))
+    assert pixel_f1(union(detect_copy_move(forged, UNGROWN), forged.shape), truth) < 0.5  # the lamp alone
+    assert pixel_f1(union(detect_copy_move(forged, PARAMS), forged.shape), truth) >= 0.9
+
+
+def test_growth_stops_where_a_look_alike_has_its_own_noise():
+    """Two plain squares of one tone and outline, each with its own noise; a textured patch pasted
+    from one into the other. The copy is the patch, not the square around it."""
+    rng = np.random.default_rng(1)
+    scene = np.full((200, 400), 150.0, np.float32)
+    scene[40:120, 40:120] = scene[50:130, 240:320] = 220.0
+    image = noisy(scene, rng, 2.0)
+    image[65:95, 65:95] = textured_scene(rng, 30, 30)
+    image[75:105, 265:295] = image[65:95, 65:95]
+    pasted = box(image.shape, 265, 75, 30, 30)
+    found = grown(WorkingImage.of(image), verified(box(image.shape, 272, 82, 16, 16)), PARAMS.extent)
+    assert pixel_f1(found.copy, pasted) >= 0.8
+    assert not (found.copy & ~box(image.shape, 260, 70, 40, 40)).any()
+    assert np.array_equal(found.source, warp_mask(found.copy, np.array([[1.0, 0, -200], [0, 1, -10]])))
+
+
+def test_a_large_paste_is_reached_in_rounds():
+    """Found as a small square in the corner of a large pasted rectangle: each round looks as far
+    again as the copy is wide, and the rounds go on while it reaches their edge."""
+    rng = np.random.default_rng(2)
+    image = noisy(np.full((300, 480), 180.0, np.float32), rng, 2.0)
+    image[60:260, 210:390] = image[50:250, 10:190]
+    pasted = box(image.shape, 210, 60, 180, 200)
+    found = grown(WorkingImage.of(image), verified(box(image.shape, 215, 65, 20, 20)), PARAMS.extent)
+    assert pixel_f1(found.copy, pasted) >= 0.95
+
+
+def test_a_copy_that_would_lie_on_its_own_source_is_left_as_found():
+    """A texture tiled every 12 pixels repeats its noise one tile on, everywhere: grown, the copy
+    would cover its own source."""
+    rng = np.random.default_rng(3)
+    image = np.tile(noisy(np.full((120, 12), 180.0, np.float32), rng, 2.0), (1, 14))
+    start = verified(box(image.shape, 80, 50, 12, 12), np.array([[1.0, 0, 12], [0, 1, 0]]))
+    assert grown(WorkingImage.of(image), start, PARAMS.extent) is start
