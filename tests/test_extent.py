@@ -9,7 +9,7 @@ import numpy as np
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.extent import grown
-from stages.common.keypoint import VerifiedCopy, WorkingImage
+from stages.common.keypoint import VerifiedCopy, WorkingImage, invert
 from stages.common.masks import warp_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, textured_scene, union
 
@@ -27,7 +27,7 @@ def tower_photo(rng: np.random.Generator) -> np.ndarray:
 
 
 def verified(copy: np.ndarray, transform: np.ndarray = SHIFT) -> VerifiedCopy:
-    return VerifiedCopy(source=warp_mask(copy, np.linalg.inv(np.vstack([transform, [0, 0, 1]]))[:2]), copy=copy,
+    return VerifiedCopy(source=warp_mask(copy, invert(transform)), copy=copy,
                         transform=transform, n_inliers=50, score=1.0, grain_peak=0.5, periodic=False)
 
 

@@ -66,10 +66,12 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     # size blurs a label's flat tones into many levels, and a repeated "kDa" or "10 um" then
     # passes for a picture. It is judged on the masks the paths found: a mask grown over the
     # picture around a label would outvote the label's flat tones.
-    events = [group for group in events if not is_graphic(gray, event_instance(group, (height, width), to_work).mask)]
-    if params.extent.enabled:
-        events = [[grown(work, copy, params.extent) for copy in group] for group in events]
-    return [event_instance(group, (height, width), to_work) for group in events]
+    instances = [event_instance(group, (height, width), to_work) for group in events]
+    kept = [(group, instance) for group, instance in zip(events, instances) if not is_graphic(gray, instance.mask)]
+    if not params.extent.enabled:
+        return [instance for _, instance in kept]
+    return [event_instance([grown(work, copy, params.extent) for copy in group], (height, width), to_work)
+            for group, _ in kept]
 
 
 def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

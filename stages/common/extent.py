@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import ExtentParams
 from .exact import fine_grain
-from .keypoint import VerifiedCopy, WorkingImage, apply_transform, homogeneous, invert, local_ncc, overlaps_itself
+from .keypoint import VerifiedCopy, WorkingImage, apply_transform, invert, local_ncc, overlaps_itself
 from .masks import bounding_box, components_touching, disc, warp_mask
 
 MIN_NOISE_STD = 0.1  # in units of the noise's local spread (fine_grain's): windows with less have no noise to compare
@@ -64,8 +64,10 @@ def _grown_within(work: WorkingImage, region: np.ndarray, transform: np.ndarray,
     noise = fine_grain(work.gray8[y0:y1, x0:x1])
     # The source's noise, laid on the box: box pixel p is figure pixel p + (x0, y0), whose
     # preimage lies in the source's box at T^-1(p + (x0, y0)) - (u0, v0).
-    between = _translation(-u0, -v0) @ homogeneous(invert(transform)) @ _translation(x0, y0)
-    source_noise = cv2.warpAffine(fine_grain(work.gray8[v0:v1, u0:u1]), between[:2], (x1 - x0, y1 - y0),
+    backward = invert(transform)
+    between = backward.copy()
+    between[:, 2] += backward[:, :2] @ (x0, y0) - (u0, v0)
+    source_noise = cv2.warpAffine(fine_grain(work.gray8[v0:v1, u0:u1]), between, (x1 - x0, y1 - y0),
                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
     # An upscaled figure spreads its noise over several working pixels: the window spans as many figure pixels.
     window = round(params.window * work.pixel) | 1
@@ -89,6 +91,3 @@ def _widened(box: tuple[int, int, int, int], hw: tuple[int, int]) -> tuple[int, 
     pad = max(x1 - x0, y1 - y0)
     return max(0, x0 - pad), max(0, y0 - pad), min(hw[1], x1 + pad), min(hw[0], y1 + pad)
 
-
-def _translation(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
