@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from .config import DenseParams
-from .keypoint import WorkingImage, apply_transform, homogeneous, overlaps_itself, plausible_scale, reflection
+from .keypoint import (WorkingImage, apply_transform, flann_neighbours, homogeneous, overlaps_itself, plausible_scale,
+                       reflection)
 from .masks import clean_mask, warp_mask
 
 N_RINGS = 4  # ring means, centre to rim
@@ -174,12 +175,7 @@ def seed_offsets(feats: np.ndarray, grid: np.ndarray, textured: np.ndarray,
         return offsets, cost
     data = feats[grid[rows, cols, 1], grid[rows, cols, 0]].astype(np.float32)
     ask = np.arange(0, len(rows), SEED_STEP)
-    cv2.setRNGSeed(0)
-    matcher = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 32})
-    k = min(KNN, len(rows))
-    found = matcher.knnMatch(data[ask], data, k=k)
-    index = np.array([[m.trainIdx for m in f] + [f[0].trainIdx] * (k - len(f)) for f in found])
-    dist = np.array([[m.distance for m in f] + [np.inf] * (k - len(f)) for f in found])
+    dist, index = flann_neighbours(data[ask], data, min(KNN, len(rows)))
     here = grid[rows[ask], cols[ask]]
     moves = grid[rows[index], cols[index]] - here[:, None, :]
     dist[np.hypot(moves[..., 0], moves[..., 1]) < params.min_displacement] = np.inf

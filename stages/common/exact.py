@@ -69,8 +69,12 @@ def exact_proposals(gray: np.ndarray, work_hw: tuple[int, int], min_displacement
     to_work = scale_matrix(work_hw, small.shape)
     reach = min_displacement / to_work[0, 0]
     oriented = [orient(grain, m) for m in ORIENTATIONS]
+    # The eight orientations come in two shapes: the grain's own spectrum serves four of them each.
+    spectra = {shape: np.conj(fft.rfft2(grain, padded_size(grain.shape, shape), workers=1))
+               for shape in {image.shape for image, _ in oriented}}
     candidates = {(o, tuple(d)) for o, (image, shift) in enumerate(oriented)
-                  for d in correlation_peaks(grain, image, params.min_peak, reach if shift is None else 0.0)}
+                  for d in correlation_peaks(grain.shape, spectra[image.shape], image, params.min_peak,
+                                             reach if shift is None else 0.0)}
     candidates |= {(o, tuple(ORIENTATIONS[o].T @ (b - _shift(oriented[o][1])))) for o, b in block_matches(small, reach)}
     proposals = []
     for o, d in sorted(candidates):
@@ -101,7 +105,9 @@ def block_matches(gray: np.ndarray, reach: float) -> list[tuple[int, np.ndarray]
     blocks = np.lib.stride_tricks.sliding_window_view(gray.astype(np.float32), (BLOCK, BLOCK))
     rows, cols = np.mgrid[:blocks.shape[0], :blocks.shape[1]]
     spread = detrended_spread(gray).ravel()
-    drawn = np.lib.stride_tricks.sliding_window_view(overlay(gray), (BLOCK, BLOCK)).any(axis=(2, 3)).ravel()
+    # A block is drawn on where any of its pixels is: the overlay dilated towards each block's top-left corner.
+    drawn = cv2.dilate(overlay(gray).astype(np.uint8), np.ones((BLOCK, BLOCK), np.uint8), anchor=(0, 0))
+    drawn = drawn[:1 - BLOCK, :1 - BLOCK].ravel() > 0
     keep = np.flatnonzero((spread >= BLOCK_MIN_STD) & ~drawn)
     if len(keep) > MAX_BLOCKS:
         keep = keep[np.linspace(0, len(keep) - 1, MAX_BLOCKS).astype(int)]
@@ -191,15 +197,21 @@ def orient(grain: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     return grain[y, x].reshape(out_h, out_w), shift
 
 
-def correlation_peaks(grain: np.ndarray, oriented: np.ndarray, min_peak: float, reach: float) -> list[np.ndarray]:
-    """Shifts d (x, y), strongest first, at which sum_x grain(x) * oriented(x + d) stands out.
+def padded_size(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """The FFT size at which two images correlate at every shift without wrapping around."""
+    return fft.next_fast_len(a[0] + b[0]), fft.next_fast_len(a[1] + b[1])
+
+
+def correlation_peaks(grain_shape: tuple[int, int], grain_spectrum: np.ndarray, oriented: np.ndarray, min_peak: float,
+                      reach: float) -> list[np.ndarray]:
+    """Shifts d (x, y), strongest first, at which sum_x grain(x) * oriented(x + d) stands out;
+    `grain_spectrum` is the grain's conjugate spectrum at their padded_size.
 
     `reach` > 0 marks the grain against itself: shifts shorter than it are the image itself, and
     d and -d are one pair, so only one of them is returned.
     """
-    (h, w), (oh, ow) = grain.shape, oriented.shape
-    size = (fft.next_fast_len(h + oh), fft.next_fast_len(w + ow))
-    spectrum = np.conj(fft.rfft2(grain, size, workers=1)) * fft.rfft2(oriented, size, workers=1)
+    size = padded_size(grain_shape, oriented.shape)
+    spectrum = grain_spectrum * fft.rfft2(oriented, size, workers=1)
     corr = np.fft.fftshift(fft.irfft2(spectrum, size, workers=1)).astype(np.float32)
     dy = np.arange(size[0])[:, None] - size[0] // 2
     dx = np.arange(size[1])[None, :] - size[1] // 2
@@ -223,13 +235,20 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
     centre of a turn, a pixel's neighbours stand in for its copy.
     """
     h, w = grain.shape
-    moved = np.zeros_like(grain)
     ys, xs = slice(max(0, -d[1]), min(h, oriented.shape[0] - d[1])), slice(max(0, -d[0]), min(w, oriented.shape[1] - d[0]))
     if ys.start >= ys.stop or xs.start >= xs.stop:
         return None
-    moved[ys, xs] = oriented[ys.start + d[1]:ys.stop + d[1], xs.start + d[0]:xs.stop + d[0]]
+    # Only the overlap of the grain and its moved self can agree; a window's margin around it
+    # keeps every window that touches it whole, and the moved grain is 0 beyond it, as it is
+    # beyond the image.
+    y0, y1 = max(0, ys.start - NCC_WINDOW), min(h, ys.stop + NCC_WINDOW)
+    x0, x1 = max(0, xs.start - NCC_WINDOW), min(w, xs.stop + NCC_WINDOW)
+    moved = np.zeros((y1 - y0, x1 - x0), grain.dtype)
+    moved[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = \
+        oriented[ys.start + d[1]:ys.stop + d[1], xs.start + d[0]:xs.stop + d[0]]
+    agree = np.zeros(grain.shape, np.uint8)
     with np.errstate(invalid="ignore"):
-        agree = (local_ncc(grain, moved, NCC_WINDOW, 0.1) >= params.ncc_threshold).astype(np.uint8)
+        agree[y0:y1, x0:x1] = local_ncc(grain[y0:y1, x0:x1], moved, NCC_WINDOW, 0.1) >= params.ncc_threshold
     # Chance agreement is scattered and one opening removes it; most candidates end here, cheaply.
     if cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).sum() < params.min_region_area:
         return None
