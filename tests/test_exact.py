@@ -10,8 +10,10 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.exact import (BLOCK, ORIENTATIONS, block_matches, detrended, detrended_spread, exact_proposals,
-                                 fine_grain, orient, strokes)
+from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended,
+                                 detrended_spread, exact_proposals, fine_grain, orient, strokes)
+from stages.common.keypoint import local_ncc
+from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
 
 DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
@@ -136,3 +138,40 @@ def test_the_paths_give_the_same_answer_on_one_thread_and_beside_each_other():
     assert len(one) == len(two)
     for a, b in zip(one, two):
         assert a.score == b.score and np.array_equal(a.mask, b.mask)
+
+
+def whole_image_source(grain, oriented, d, transform, reach, params):
+    """copied_source the plain way: the moved grain laid on a whole image's canvas, correlated everywhere."""
+    h, w = grain.shape
+    moved = np.zeros_like(grain)
+    ys, xs = slice(max(0, -d[1]), min(h, oriented.shape[0] - d[1])), slice(max(0, -d[0]), min(w, oriented.shape[1] - d[0]))
+    if ys.start >= ys.stop or xs.start >= xs.stop:
+        return np.zeros(grain.shape, bool)
+    moved[ys, xs] = oriented[ys.start + d[1]:ys.stop + d[1], xs.start + d[0]:xs.stop + d[0]]
+    with np.errstate(invalid="ignore"):
+        agree = local_ncc(grain, moved, NCC_WINDOW, 0.1) >= params.ncc_threshold
+    rows, cols = np.nonzero(agree)
+    near = np.hypot(*((transform[:, :2] - np.eye(2)) @ [cols, rows] + transform[:, 2:])) < reach
+    agree[rows[near], cols[near]] = False
+    return clean_mask(agree, params.min_region_area)
+
+
+def test_the_source_found_on_the_overlap_is_the_whole_image_s():
+    """copied_source correlates only the overlap of the grain and its moved self; what it finds
+    must be what correlating the whole image finds: for a pasted rectangle, for a texture that
+    repeats itself to the overlap's very edge, and for shifts that overlap little or not at all."""
+    rng = np.random.default_rng(6)
+    pasted, _ = paste_rectangle(smooth_blot(rng), (40, 30, 90, 60), (300, 35))
+    tile = np.clip(rng.normal(128, 30, (120, 110)), 0, 255).astype(np.uint8)
+    repeating = np.tile(tile, (1, 4))
+    found = 0
+    for image, shifts in ((pasted, ([260, 5], [-260, -5], [37, -11])), (repeating, ([110, 0], [-220, 0], [0, 60])),
+                          (pasted, ([-300, 120], [5000, 0]))):
+        grain = fine_grain(image)
+        for d in map(np.array, shifts):
+            transform = np.hstack([np.eye(2), d[:, None]]).astype(np.float64)
+            region = copied_source(grain, grain, d, transform, 20.0, PARAMS.exact)
+            expected = whole_image_source(grain, grain, d, transform, 20.0, PARAMS.exact)
+            assert np.array_equal(np.zeros_like(expected) if region is None else region, expected)
+            found += region is not None
+    assert found >= 3, "the paste and the repeats must be found for the comparison to mean anything"

@@ -238,9 +238,9 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
     ys, xs = slice(max(0, -d[1]), min(h, oriented.shape[0] - d[1])), slice(max(0, -d[0]), min(w, oriented.shape[1] - d[0]))
     if ys.start >= ys.stop or xs.start >= xs.stop:
         return None
-    # Only the overlap of the grain and its moved self can agree; a window's margin around it
-    # keeps every window that touches it whole, and the moved grain is 0 beyond it, as it is
-    # beyond the image.
+    # Only where the grain and its moved self overlap can they agree, so the correlation is
+    # worked out on the overlap and a window's width around it: every window that touches the
+    # overlap is whole there, and beyond it the moved grain is 0, in the crop as in the image.
     y0, y1 = max(0, ys.start - NCC_WINDOW), min(h, ys.stop + NCC_WINDOW)
     x0, x1 = max(0, xs.start - NCC_WINDOW), min(w, xs.stop + NCC_WINDOW)
     moved = np.zeros((y1 - y0, x1 - x0), grain.dtype)
