@@ -10,8 +10,8 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended,
-                                 detrended_spread, exact_proposals, fine_grain, orient, strokes)
+from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, _leave_out_own_shifts, block_matches, copied_source,
+                                 detrended, detrended_spread, exact_proposals, fine_grain, orient, strokes)
 from stages.common.keypoint import local_ncc
 from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
@@ -175,3 +175,15 @@ def test_the_source_found_on_the_overlap_is_the_whole_image_s():
             assert np.array_equal(np.zeros_like(expected) if region is None else region, expected)
             found += region is not None
     assert found >= 3, "the paste and the repeats must be found for the comparison to mean anything"
+
+
+@pytest.mark.parametrize("shape, reach", [((64, 80), 7.3), ((65, 81), 7.0), ((20, 80), 45.0), ((80, 21), 30.0), ((9, 9), 0.5)])
+def test_the_grain_against_itself_leaves_out_short_shifts_and_one_of_each_pair(shape, reach):
+    """Only the disc of short shifts is measured: the result must be the rule applied at every shift,
+    also where the disc runs past the correlation's edges."""
+    corr = np.random.default_rng(0).random(shape).astype(np.float32)
+    dy = np.arange(shape[0])[:, None] - shape[0] // 2
+    dx = np.arange(shape[1])[None, :] - shape[1] // 2
+    expected = np.where((np.hypot(dx, dy) < reach) | (dy < 0) | ((dy == 0) & (dx < 0)), 0.0, corr)
+    _leave_out_own_shifts(corr, reach)
+    np.testing.assert_array_equal(corr, expected)

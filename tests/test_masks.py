@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from stages.common.masks import bounding_box, clean_mask, components_touching, dilated, filled_holes, union, warp_mask
+from stages.common.masks import (SPARSE_SHARE, bounding_box, clean_mask, components_of_area, components_touching, dilated,
+                                 filled_holes, union, warp_mask)
 
 
 def random_blobs(seed: int, shape: tuple[int, int] = (60, 80)) -> np.ndarray:
@@ -66,3 +67,21 @@ def test_filled_holes_fills_what_the_border_cannot_reach_as_scipy_does():
         np.testing.assert_array_equal(filled_holes(mask), ndimage.binary_fill_holes(mask))
     ring = cv2.circle(np.zeros((30, 30), np.uint8), (15, 15), 8, 1, 2)
     assert filled_holes(ring)[15, 15] == 1 and filled_holes(ring)[0, 0] == 0
+
+
+@pytest.mark.parametrize("share", [0.0005, 0.02, 0.3, 0.7])
+def test_components_of_area_keeps_the_large_components_as_scipy_labels_them(share):
+    """Sparse masks take the path that lists their pixels, dense ones OpenCV's statistics: both
+    must keep exactly the 8-connected components of at least min_area pixels."""
+    rng = np.random.default_rng(int(share * 1e4))
+    mask = np.zeros((300, 400), np.uint8)
+    while mask.mean() < share:
+        cv2.circle(mask, (int(rng.integers(0, 400)), int(rng.integers(0, 300))), int(rng.integers(0, 9)), 1, -1)
+    mask[rng.random(mask.shape) < share / 4] = 1
+    assert (mask.mean() * SPARSE_SHARE < 1) == (share < 0.05)  # both paths are exercised
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel())
+    for min_area in (1, 12, 60):
+        expected = (areas >= min_area)[labels] & (labels > 0)
+        np.testing.assert_array_equal(components_of_area(mask, min_area), expected)
+    assert not components_of_area(np.zeros((5, 5), np.uint8), 1).any()

@@ -86,11 +86,12 @@ def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) ->
     left a core idle for its last third. Each path seeds its own randomness (OpenCV's generator
     is per thread), so the answer is the same either way.
     """
-    with ThreadPoolExecutor(max_workers=2) as beside:
+    one_core = cv2.getNumThreads() < 2
+    with ThreadPoolExecutor(max_workers=1 if one_core else 2) as beside:
         exact = beside.submit(exact_copies, gray, work, params)
         alike = beside.submit(look_alikes, work, params.min_displacement, params.objects)
-        if cv2.getNumThreads() < 2:
-            wait([exact, alike])  # one core: finish them first rather than share the core with the others
+        if one_core:
+            wait([exact, alike])  # one after the other, rather than share the core with each other and the rest
         found = keypoint_copies(work, params) + dense_copies(work, params) + exact.result()
         return found + object_copies(work, params, alike.result(), known=found)
 

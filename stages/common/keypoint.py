@@ -589,9 +589,10 @@ def local_ncc(a: np.ndarray, b: np.ndarray, window: int, min_std: float) -> np.n
     var_b = np.maximum(mean(b * b) - mu_b * mu_b, 0.0)
     cov = mean(a * b) - mu_a * mu_b
     textured = np.minimum(var_a, var_b) >= max(min_std**2, 1e-6)
+    # Divided in place where textured: gathering and scattering the textured pixels by a boolean
+    # index cost more than the division itself.
     ncc = np.full(a.shape, np.nan, dtype=np.float32)
-    ncc[textured] = cov[textured] / np.sqrt(var_a[textured] * var_b[textured])
-    return ncc
+    return np.divide(cov, np.sqrt(var_a * var_b), out=ncc, where=textured)
 
 
 def correlation_in(image: np.ndarray, transform: np.ndarray, box: tuple[int, int, int, int],

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 CLOSE_KERNEL, OPEN_KERNEL = 5, 3  # clean_mask: gaps closed and specks opened away at these disc sizes
+SPARSE_SHARE = 10  # components_of_area lists the pixels of a mask with under one in this many set
 
 
 def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -31,9 +32,30 @@ def _clean_box(mask: np.ndarray, min_area: int) -> np.ndarray:
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc(CLOSE_KERNEL))
     filled = filled_holes(closed)
     opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, disc(OPEN_KERNEL))
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
-    return np.isin(labels, keep[keep != 0])
+    return components_of_area(opened, min_area)
+
+
+def components_of_area(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """The 8-connected components of the uint8 0/1 mask with at least `min_area` pixels, as a bool mask.
+
+    A sparse mask (the chance agreement the exact path cleans, a pixel in a thousand) is measured
+    by listing its pixels: OpenCV's per-component statistics visit every pixel of the box and cost
+    four times as much there. A dense one is measured by those statistics, which then cost less.
+    """
+    count = cv2.countNonZero(mask)
+    if count * SPARSE_SHARE >= mask.size:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
+        return np.isin(labels, keep[keep != 0])
+    kept = np.zeros(mask.shape, bool)
+    if count == 0:
+        return kept
+    n_labels, labels = cv2.connectedComponents(mask, connectivity=8)
+    x, y = cv2.findNonZero(mask).reshape(-1, 2).T
+    label = labels[y, x]
+    large = np.bincount(label, minlength=n_labels)[label] >= min_area
+    kept[y[large], x[large]] = True
+    return kept
 
 
 def filled_holes(mask: np.ndarray) -> np.ndarray:
