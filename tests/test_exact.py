@@ -10,8 +10,8 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, _leave_out_own_shifts, block_matches, copied_source,
-                                 detrended, detrended_spread, exact_proposals, fine_grain, orient, strokes)
+from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended, detrended_spread,
+                                 exact_proposals, fine_grain, leave_out_own_shifts, orient, strokes)
 from stages.common.keypoint import local_ncc
 from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
@@ -185,5 +185,5 @@ def test_the_grain_against_itself_leaves_out_short_shifts_and_one_of_each_pair(s
     dy = np.arange(shape[0])[:, None] - shape[0] // 2
     dx = np.arange(shape[1])[None, :] - shape[1] // 2
     expected = np.where((np.hypot(dx, dy) < reach) | (dy < 0) | ((dy == 0) & (dx < 0)), 0.0, corr)
-    _leave_out_own_shifts(corr, reach)
+    leave_out_own_shifts(corr, reach)
     np.testing.assert_array_equal(corr, expected)

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from stages.common.masks import (SPARSE_SHARE, bounding_box, clean_mask, components_of_area, components_touching, dilated,
-                                 filled_holes, union, warp_mask)
+                                 filled_holes, pixels, union, warp_mask)
 
 
 def random_blobs(seed: int, shape: tuple[int, int] = (60, 80)) -> np.ndarray:
@@ -85,3 +85,12 @@ def test_components_of_area_keeps_the_large_components_as_scipy_labels_them(shar
         expected = (areas >= min_area)[labels] & (labels > 0)
         np.testing.assert_array_equal(components_of_area(mask, min_area), expected)
     assert not components_of_area(np.zeros((5, 5), np.uint8), 1).any()
+
+
+def test_pixels_lists_the_set_pixels_as_nonzero_does():
+    rng = np.random.default_rng(7)
+    for mask in (rng.random((37, 53)) < 0.2, (rng.random((40, 9)) < 0.5).astype(np.uint8), np.zeros((6, 4), bool)):
+        x, y = pixels(mask)
+        rows, cols = np.nonzero(mask)
+        np.testing.assert_array_equal(x, cols)
+        np.testing.assert_array_equal(y, rows)

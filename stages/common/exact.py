@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 from .config import ExactParams
 from .dense import DenseProposal
 from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix
-from .masks import clean_mask, warp_mask
+from .masks import CLEAN_REACH, clean_mask, pixels, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
 NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...
@@ -69,12 +69,11 @@ def exact_proposals(gray: np.ndarray, work_hw: tuple[int, int], min_displacement
     to_work = scale_matrix(work_hw, small.shape)
     reach = min_displacement / to_work[0, 0]
     oriented = [orient(grain, m) for m in ORIENTATIONS]
-    # The eight orientations come in two shapes: the grain's own spectrum serves four of them each.
-    spectra = {shape: np.conj(fft.rfft2(grain, padded_size(grain.shape, shape), workers=1))
-               for shape in {image.shape for image, _ in oriented}}
-    candidates = {(o, tuple(d)) for o, (image, shift) in enumerate(oriented)
-                  for d in correlation_peaks(grain.shape, spectra[image.shape], image, params.min_peak,
-                                             reach if shift is None else 0.0)}
+    # The eight orientations come in two shapes, so at most two FFT sizes: the grain's spectrum at each serves four.
+    sizes = [padded_size(grain.shape, image.shape) for image, _ in oriented]
+    spectra = {size: np.conj(fft.rfft2(grain, size, workers=1)) for size in set(sizes)}
+    candidates = {(o, tuple(d)) for o, ((image, shift), size) in enumerate(zip(oriented, sizes))
+                  for d in correlation_peaks(spectra[size], size, image, params.min_peak, reach if shift is None else 0.0)}
     candidates |= {(o, tuple(ORIENTATIONS[o].T @ (b - _shift(oriented[o][1])))) for o, b in block_matches(small, reach)}
     proposals = []
     for o, d in sorted(candidates):
@@ -202,35 +201,30 @@ def padded_size(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
     return fft.next_fast_len(a[0] + b[0]), fft.next_fast_len(a[1] + b[1])
 
 
-def correlation_peaks(grain_shape: tuple[int, int], grain_spectrum: np.ndarray, oriented: np.ndarray, min_peak: float,
+def correlation_peaks(grain_spectrum: np.ndarray, size: tuple[int, int], oriented: np.ndarray, min_peak: float,
                       reach: float) -> list[np.ndarray]:
     """Shifts d (x, y), strongest first, at which sum_x grain(x) * oriented(x + d) stands out;
-    `grain_spectrum` is the grain's conjugate spectrum at their padded_size.
+    `grain_spectrum` is the grain's conjugate spectrum at `size`, the grain's and `oriented`'s padded_size.
 
     `reach` > 0 marks the grain against itself: shifts shorter than it are the image itself, and
     d and -d are one pair, so only one of them is returned.
     """
-    size = padded_size(grain_shape, oriented.shape)
     spectrum = grain_spectrum * fft.rfft2(oriented, size, workers=1)
     corr = np.fft.fftshift(fft.irfft2(spectrum, size, workers=1)).astype(np.float32)
-    dy = np.arange(size[0])[:, None] - size[0] // 2
-    dx = np.arange(size[1])[None, :] - size[1] // 2
     if reach > 0:
-        _leave_out_own_shifts(corr, reach)
+        leave_out_own_shifts(corr, reach)
     sample = corr[::4, ::4]  # the robust statistics of 1 shift in 16 are those of all of them
     centre = np.median(sample)
     spread = 1.4826 * np.median(np.abs(sample - centre)) + 1e-9
     z = (corr - centre) / spread
     peaks = (z >= min_peak) & (z == cv2.dilate(z, np.ones((PEAK_SPACING, PEAK_SPACING), np.uint8)))
-    found = cv2.findNonZero(peaks.view(np.uint8))  # in np.nonzero's order, at a tenth of its cost
-    if found is None:
-        return []
-    cols, rows = found.reshape(-1, 2).T
-    best = np.argsort(-z[rows, cols], kind="stable")[:PEAKS_PER_ORIENTATION]
-    return [np.array([dx[0, c], dy[r, 0]]) for r, c in zip(rows[best], cols[best])]
+    x, y = pixels(peaks)
+    best = np.argsort(-z[y, x], kind="stable")[:PEAKS_PER_ORIENTATION]
+    zero_shift = np.array([size[1] // 2, size[0] // 2])  # where fftshift put it
+    return [np.array([x[i], y[i]]) - zero_shift for i in best]
 
 
-def _leave_out_own_shifts(corr: np.ndarray, reach: float) -> None:
+def leave_out_own_shifts(corr: np.ndarray, reach: float) -> None:
     """Zero, in the grain's fftshifted correlation with itself, the shifts shorter than `reach`
     and one of each pair d, -d (those with dy < 0, or dy = 0 and dx < 0): only the disc of
     short shifts is measured, not every shift."""
@@ -254,25 +248,30 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
     ys, xs = slice(max(0, -d[1]), min(h, oriented.shape[0] - d[1])), slice(max(0, -d[0]), min(w, oriented.shape[1] - d[0]))
     if ys.start >= ys.stop or xs.start >= xs.stop:
         return None
-    # Only where the grain and its moved self overlap can they agree, so the correlation is
-    # worked out on the overlap and a window's width around it: every window that touches the
-    # overlap is whole there, and beyond it the moved grain is 0, in the crop as in the image.
-    y0, y1 = max(0, ys.start - NCC_WINDOW), min(h, ys.stop + NCC_WINDOW)
-    x0, x1 = max(0, xs.start - NCC_WINDOW), min(w, xs.stop + NCC_WINDOW)
+    # Only where the grain and its moved self overlap can they agree, so all the work is done on
+    # the overlap and a margin around it: every window that touches the overlap is whole within
+    # a window's width, beyond which the moved grain is 0 in the crop as in the image; and the
+    # cleaning changes nothing further than its reach from the pixels that agree.
+    margin = NCC_WINDOW + CLEAN_REACH
+    y0, y1 = max(0, ys.start - margin), min(h, ys.stop + margin)
+    x0, x1 = max(0, xs.start - margin), min(w, xs.stop + margin)
     moved = np.zeros((y1 - y0, x1 - x0), grain.dtype)
     moved[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = \
         oriented[ys.start + d[1]:ys.stop + d[1], xs.start + d[0]:xs.stop + d[0]]
-    agree = np.zeros(grain.shape, np.uint8)
     with np.errstate(invalid="ignore"):
-        agree[y0:y1, x0:x1] = local_ncc(grain[y0:y1, x0:x1], moved, NCC_WINDOW, 0.1) >= params.ncc_threshold
+        agree = (local_ncc(grain[y0:y1, x0:x1], moved, NCC_WINDOW, 0.1) >= params.ncc_threshold).astype(np.uint8)
     # Chance agreement is scattered and one opening removes it; most candidates end here, cheaply.
     if cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).sum() < params.min_region_area:
         return None
-    cols, rows = cv2.findNonZero(agree).reshape(-1, 2).T  # a tenth of np.nonzero's cost on a megapixel mask
-    near = np.hypot(*((transform[:, :2] - np.eye(2)) @ [cols, rows] + transform[:, 2:])) < reach
+    cols, rows = pixels(agree)
+    near = np.hypot(*((transform[:, :2] - np.eye(2)) @ [cols + x0, rows + y0] + transform[:, 2:])) < reach
     agree[rows[near], cols[near]] = 0
-    region = clean_mask(agree.astype(bool), params.min_region_area)
-    return region if region.any() else None
+    cleaned = clean_mask(agree.astype(bool), params.min_region_area)
+    if not cleaned.any():
+        return None
+    region = np.zeros(grain.shape, bool)
+    region[y0:y1, x0:x1] = cleaned
+    return region
 
 
 def detrended(flat: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 CLOSE_KERNEL, OPEN_KERNEL = 5, 3  # clean_mask: gaps closed and specks opened away at these disc sizes
+CLEAN_REACH = CLOSE_KERNEL + OPEN_KERNEL  # clean_mask changes nothing further than this from a mask's pixels
 SPARSE_SHARE = 10  # components_of_area lists the pixels of a mask with under one in this many set
 
 
@@ -23,7 +24,7 @@ def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
     cleaned = np.zeros(mask.shape, bool)
     if not mask.any():
         return cleaned
-    x0, y0, x1, y1 = bounding_box(mask, pad=CLOSE_KERNEL + OPEN_KERNEL)
+    x0, y0, x1, y1 = bounding_box(mask, pad=CLEAN_REACH)
     cleaned[y0:y1, x0:x1] = _clean_box(mask[y0:y1, x0:x1], min_area)
     return cleaned
 
@@ -40,22 +41,29 @@ def components_of_area(mask: np.ndarray, min_area: int) -> np.ndarray:
 
     A sparse mask (the chance agreement the exact path cleans, a pixel in a thousand) is measured
     by listing its pixels: OpenCV's per-component statistics visit every pixel of the box and cost
-    four times as much there. A dense one is measured by those statistics, which then cost less.
+    3.5 times as much there. A dense one is measured by those statistics, which then cost less.
     """
-    count = cv2.countNonZero(mask)
-    if count * SPARSE_SHARE >= mask.size:
+    if cv2.countNonZero(mask) * SPARSE_SHARE >= mask.size:
         _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
         return np.isin(labels, keep[keep != 0])
-    kept = np.zeros(mask.shape, bool)
-    if count == 0:
-        return kept
     n_labels, labels = cv2.connectedComponents(mask, connectivity=8)
-    x, y = cv2.findNonZero(mask).reshape(-1, 2).T
+    x, y = pixels(mask)
     label = labels[y, x]
     large = np.bincount(label, minlength=n_labels)[label] >= min_area
+    kept = np.zeros(mask.shape, bool)
     kept[y[large], x[large]] = True
     return kept
+
+
+def pixels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): the columns and rows of the set pixels of a bool or uint8 mask, row by row as
+    np.nonzero lists them, at a tenth of its cost on a megapixel mask; empty for an empty mask."""
+    found = cv2.findNonZero(mask.view(np.uint8))
+    if found is None:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    x, y = found.reshape(-1, 2).T
+    return x, y
 
 
 def filled_holes(mask: np.ndarray) -> np.ndarray:
