@@ -5,7 +5,8 @@
 `reports/metrics.json` carries the detector chosen by `infer.detector` at the top level, the
 three detectors side by side under `detectors`, and the threshold calibration under
 `calibration`, and (on data with a meta.csv, such as the synthetic set) every detector's results
-by forgery kind and figure kind under `per_kind`. The numbers at the top use the thresholds in
+by forgery kind and figure kind under `per_kind` (by forgery kind also the share of that kind's
+instances found, and their matched F1). The numbers at the top use the thresholds in
 params.yaml, never tuned ones.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ from tqdm import tqdm
 
 from stages.common.config import load_params
 from stages.common.detectors import DETECTORS, detect_with_evidence, fuse, keypoint_prediction
-from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, summarize,
-                                      sweep_fusion, sweep_thresholds)
+from stages.common.evaluation import (calibration_report, labelled_images, per_image_rows, per_instance_rows,
+                                      summarize, sweep_fusion, sweep_thresholds)
 from stages.common.infer import answer, fit_within
 from stages.common.io import write_csv, write_json
 from stages.common.copymove import detect_copy_move
@@ -70,7 +71,8 @@ def main() -> None:
     per_image = pd.concat([per_image_rows(name, images, preds[name]) for name in DETECTORS], ignore_index=True)
     meta = read_meta(Path(params.data.root))
     per_kind = {} if meta is None else {"per_kind": {
-        name: per_kind_report(per_image[per_image.detector == name], meta) for name in DETECTORS}}
+        name: per_kind_report(per_image[per_image.detector == name], meta, per_instance_rows(name, images, preds[name]))
+        for name in DETECTORS}}
     write_json(METRICS, {**results[headline], "detectors": results, "calibration": calibration, **per_kind})
     write_csv(EVAL_DIR / "per_image.csv", per_image)
     for name in DETECTORS:
@@ -82,8 +84,9 @@ def main() -> None:
     for name, report in calibration.items():
         print(f"  calibration ({name}): {report}")
     for kind, row in per_kind.get("per_kind", {}).get(headline, {}).get("forgery_kind", {}).items():
+        found = f"; {row['instances_found']:.0%} of {row['n_instances']} instances found" if "n_instances" in row else ""
         print(f"  {kind:8s} {row['n_forged']:3d} forged images, {row['detection_rate']:.0%} called forged, "
-              f"oF1 {row['of1']:.3f} ({headline})")
+              f"oF1 {row['of1']:.3f}{found} ({headline})")
 
 
 def write_sweeps(sweep: pd.DataFrame, infer) -> None:

@@ -6,8 +6,9 @@
 - gallery.png: validation predictions beside the truth: hits, misses and false alarms;
 - score_histograms.png: image scores of authentic and forged validation images, per detector;
 - synthetic_samples.png: one forged example of every synthetic forgery kind, masks overlaid;
-- per_kind.png: the share of forged images called forged, by forgery kind, one bar per detector,
-  and the false alarms by figure kind (on data with a meta.csv, from reports/metrics.json).
+- per_kind.png: the share of forged images called forged and the share of instances found, by
+  forgery kind, one bar per detector, and the false alarms by figure kind (on data with a
+  meta.csv, from reports/metrics.json).
 """
 from __future__ import annotations
 

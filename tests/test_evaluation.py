@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from stages.common.config import load_params
-from stages.common.evaluation import calibration_report, summarize, sweep_thresholds
+from stages.common.evaluation import LabelledImage, calibration_report, per_instance_rows, summarize, sweep_thresholds
 from stages.common.infer import Detections, Prediction
 
 INFER = load_params().infer
@@ -29,6 +29,16 @@ def test_summary_puts_the_floor_beside_the_score():
 
     all_authentic = [Prediction([], 0.0)] * 4
     assert summarize(truth, all_authentic)["of1"] == summary["all_authentic_of1"]
+
+
+def test_per_instance_rows_list_every_true_instance_of_the_forged_images_only():
+    hw = (20, 20)
+    first, second = square(hw, 2, 2, 5), square(hw, 10, 10, 5)
+    images = [LabelledImage("a", np.zeros((*hw, 3), np.uint8), [first, second]),
+              LabelledImage("b", np.zeros((*hw, 3), np.uint8), [])]
+    rows = per_instance_rows("keypoint", images, [Prediction([second], 0.9), Prediction([first], 0.8)])
+    assert rows[["case_id", "instance", "matched_f1"]].values.tolist() == [["a", 0, 0.0], ["a", 1, 1.0]]
+    assert (rows["detector"] == "keypoint").all()
 
 
 def test_false_alarm_costs_the_whole_image():

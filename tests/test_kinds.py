@@ -46,6 +46,18 @@ def test_per_kind_report_counts_an_image_under_each_of_its_kinds():
                                                "detection_rate": 0.0, "of1": 0.0}
 
 
+def test_per_kind_report_counts_the_instances_found_of_each_kind():
+    called = results({("1", "forged"): ("forged", 0.4), ("2", "forged"): ("forged", 0.3)})
+    # case 1's lane (channel 0) is found, its patch (channel 1) is not; case 2's one panel half.
+    matched = pd.DataFrame({"case_id": ["1", "1", "2"], "instance": [0, 1, 0], "matched_f1": [0.8, 0.1, 0.5]})
+    by_forgery = per_kind_report(called, META, matched)["forgery_kind"]
+    assert by_forgery["lane"] == {"n_forged": 1, "detection_rate": 1.0, "of1": 0.4,
+                                  "n_instances": 1, "instances_found": 1.0, "instance_f1": 0.8}
+    assert by_forgery["patch"]["instances_found"] == 0.0 and by_forgery["patch"]["instance_f1"] == 0.1
+    assert by_forgery["panel"]["instances_found"] == 1.0  # FOUND_F1 itself counts as found
+    assert "n_instances" not in per_kind_report(called, META)["forgery_kind"]["lane"]
+
+
 def test_data_without_meta_has_no_breakdown(tmp_path):
     assert read_meta(tmp_path) is None
     (tmp_path / "meta.csv").write_text("case_id,width\n1,3\n")

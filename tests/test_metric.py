@@ -12,6 +12,7 @@ from stages.common.metric import (
     image_level_scores,
     image_score,
     instance_f1_matrix,
+    matched_f1,
     pixel_scores,
     score,
     score_report,
@@ -158,6 +159,25 @@ def test_f1_matrix_pads_missing_predictions_with_zero_rows():
     assert f1.shape == (2, 2)
     # a vs b: precision 1, recall 1/2, F1 2/3; a vs a: 1; padded row: 0.
     np.testing.assert_allclose(f1, [[2 / 3, 1.0], [0.0, 0.0]])
+
+
+def test_matched_f1_gives_each_true_instance_its_match_in_the_truth_s_order():
+    a, b, c = (np.zeros((4, 4), dtype=bool) for _ in range(3))
+    a[0, :2], b[0, :], c[3, :] = True, True, True
+    # a is matched to a (F1 1), b to nothing: the one prediction serves the better match.
+    np.testing.assert_allclose(matched_f1([b, a], [a]), [0.0, 1.0])
+    # b matched to the half of it that a is (2/3), c to c; the stray third prediction is matched to none.
+    np.testing.assert_allclose(matched_f1([b, c], [c, a, np.eye(4, dtype=bool)]), [2 / 3, 1.0])
+    np.testing.assert_array_equal(matched_f1([a, b], []), [0.0, 0.0])
+    assert matched_f1([], [a]).shape == (0,)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 8), st.integers(1, 4), st.integers(1, 4), st.data())
+def test_matched_f1_averages_to_the_image_score_before_its_penalty(side, n_gt, n_pred, data):
+    gt = list(data.draw(arrays(np.uint8, (n_gt, side, side), elements=st.integers(0, 1))))
+    pred = list(data.draw(arrays(np.uint8, (n_pred, side, side), elements=st.integers(0, 1))))
+    assert matched_f1(gt, pred).mean() * n_gt / max(n_gt, n_pred) == pytest.approx(image_score(gt, pred))
 
 
 def test_f1_matrix_rejects_masks_of_different_sizes():

@@ -20,7 +20,7 @@ from .detectors import fuse
 from .infer import Detections, Prediction, answer
 from .io import load_mask, read_image
 from .masks import union
-from .metric import image_level_scores, image_score, pixel_scores
+from .metric import image_level_scores, image_score, matched_f1, pixel_scores
 from .rle import encode_instances
 
 
@@ -78,6 +78,15 @@ def per_image_rows(detector: str, images: list[LabelledImage], preds: list[Predi
         "of1": [image_score(im.truth, p.instances) for im, p in zip(images, preds)],
         "annotation": [encode_instances(p.instances) for p in preds],
     })
+
+
+def per_instance_rows(detector: str, images: list[LabelledImage], preds: list[Prediction]) -> pd.DataFrame:
+    """One row per true instance of the forged images: its index in the mask, and the pixel F1 of the
+    prediction oF1 matches to it (metric.matched_f1)."""
+    rows = [{"case_id": im.case_id, "detector": detector, "instance": k, "matched_f1": round(float(f1), 6)}
+            for im, p in zip(images, preds) if im.is_forged
+            for k, f1 in enumerate(matched_f1(im.truth, p.instances))]
+    return pd.DataFrame(rows, columns=["case_id", "detector", "instance", "matched_f1"])
 
 
 def sweep_thresholds(dets: list[Detections], truths: list[list[np.ndarray]], work_images: list[np.ndarray],

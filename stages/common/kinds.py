@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 META_FILE = "meta.csv"  # written by the synthesize stage; not part of the competition layout
+FOUND_F1 = 0.5  # a true instance is found when the prediction oF1 matches to it has this pixel F1 or more
 INSTANCE_COLUMNS = {"forgery_kinds": "forgery_kind", "transforms": "transform",
                     "instance_fractions": "area_fraction", "instance_blobs": "blobs"}
 
@@ -52,19 +53,24 @@ def _quantiles(values: pd.Series) -> dict[str, float]:
     return {"min": round(float(found[0]), 5), "median": round(float(found[1]), 5), "max": round(float(found[2]), 5)}
 
 
-def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame) -> dict:
-    """One detector's results by kind. `results` has case_id, label, predicted and of1 per image.
+def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame, instance_results: pd.DataFrame | None = None) -> dict:
+    """One detector's results by kind. `results` has case_id, label, predicted and of1 per image;
+    `instance_results`, where given, case_id, instance (its mask channel) and matched_f1 per true instance.
 
     - forgery_kind: for the forged images holding an event of that kind, their number, the share
-      called forged and their mean oF1 (an image with two kinds counts under both);
+      called forged and their mean oF1 (an image with two kinds counts under both); with
+      `instance_results`, also that kind's instances, the share found (matched at FOUND_F1 or
+      more) and their mean matched F1. An image called forged can still miss most of its events:
+      these say which kinds are missed;
     - figure_kind: false alarms on its authentic images, and the same three numbers for its forged ones.
     """
     image_kinds = meta.drop_duplicates(["case_id", "label"]).set_index(["case_id", "label"])
     joined = results.join(image_kinds[["kind", "forgery_kinds"]], on=["case_id", "label"], how="left")
     forged, authentic = joined[joined["label"] == "forged"], joined[joined["label"] == "authentic"]
     by_forgery = forged.assign(forgery_kind=forged["forgery_kinds"].fillna("").str.split(";")).explode("forgery_kind")
-    report = {"forgery_kind": {kind: _forged_scores(rows) for kind, rows in by_forgery.groupby("forgery_kind")
-                               if kind},
+    found = {} if instance_results is None else _instances_found(instance_results, meta)
+    report = {"forgery_kind": {kind: _forged_scores(rows) | found.get(kind, {})
+                               for kind, rows in by_forgery.groupby("forgery_kind") if kind},
               "figure_kind": {}}
     for kind in sorted(set(joined["kind"].dropna())):
         fakes, reals = forged[forged["kind"] == kind], authentic[authentic["kind"] == kind]
@@ -74,6 +80,17 @@ def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame) -> dict:
             **_forged_scores(fakes),
         }
     return report
+
+
+def _instances_found(instance_results: pd.DataFrame, meta: pd.DataFrame) -> dict[str, dict]:
+    """Per forgery kind: n_instances, instances_found and instance_f1 (see per_kind_report)."""
+    table = instances(meta)
+    table = table.assign(instance=table.groupby(["case_id", "split"]).cumcount()).drop_duplicates(["case_id", "instance"])
+    joined = instance_results.join(table.set_index(["case_id", "instance"])["forgery_kind"], on=["case_id", "instance"],
+                                   how="inner")
+    return {kind: {"n_instances": int(len(rows)), "instances_found": _share(rows["matched_f1"] >= FOUND_F1),
+                   "instance_f1": round(float(rows["matched_f1"].mean()), 4)}
+            for kind, rows in joined.groupby("forgery_kind")}
 
 
 def _forged_scores(rows: pd.DataFrame) -> dict:

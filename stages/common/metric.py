@@ -71,10 +71,26 @@ def image_score(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> flo
     """
     if not gt_masks or not pred_masks:
         return float(not gt_masks and not pred_masks)
+    matched, _ = _matching(gt_masks, pred_masks)
+    excess_penalty = len(gt_masks) / max(len(pred_masks), len(gt_masks))
+    return float(np.mean(matched) * excess_penalty)
+
+
+def matched_f1(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> np.ndarray:
+    """Each true instance's pixel F1 with the predicted instance that image_score matches to it, in
+    the truth's order; 0 where none is (fewer predictions, or none)."""
+    found = np.zeros(len(gt_masks))
+    if gt_masks and pred_masks:
+        matched, columns = _matching(gt_masks, pred_masks)
+        found[columns] = matched
+    return found
+
+
+def _matching(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The Hungarian matching that maximises F1: the matched F1s and their true instances' indices."""
     f1 = instance_f1_matrix(pred_masks, gt_masks)
     rows, cols = linear_sum_assignment(f1, maximize=True)
-    excess_penalty = len(gt_masks) / max(len(pred_masks), len(gt_masks))
-    return float(np.mean(f1[rows, cols]) * excess_penalty)
+    return f1[rows, cols], cols
 
 
 def score_row(solution_annotation: str, submission_annotation: str, shape: tuple[int, int] | str) -> float:

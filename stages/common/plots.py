@@ -105,7 +105,7 @@ def plot_synthetic_samples(root: Path, out: Path, max_pixels: int) -> None:
 
 
 def plot_per_kind(per_kind: dict, out: Path) -> None:
-    """Detection rate by forgery kind and false alarms by figure kind, one bar per detector.
+    """Detection rate and instances found by forgery kind, and false alarms by figure kind, one bar per detector.
 
     Without per-kind results (data with no meta.csv) the figure says so, so the stage's output exists.
     """
@@ -116,18 +116,21 @@ def plot_per_kind(per_kind: dict, out: Path) -> None:
         save_figure(fig, out)
         return
     detectors = list(per_kind)
-    panels = (("forgery_kind", "detection_rate", "forged images called forged, by forgery kind"),
-              ("figure_kind", "false_alarm_rate", "authentic images called forged, by figure kind"))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    panels = (("forgery_kind", "detection_rate", "n_forged", "forged images called forged,\nby forgery kind", "images"),
+              ("forgery_kind", "instances_found", "n_instances",
+               "instances found (matched pixel F1 >= 0.5),\nby forgery kind", "instances"),
+              ("figure_kind", "false_alarm_rate", "n_authentic", "authentic images called forged,\nby figure kind", "images"))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4))
     width = 0.8 / len(detectors)
-    for ax, (group, key, title) in zip(axes, panels):
+    for ax, (group, key, count, title, unit) in zip(axes, panels):
         kinds = list(per_kind[detectors[0]][group])
         for i, name in enumerate(detectors):
-            values = [per_kind[name][group][k][key] or 0.0 for k in kinds]
+            values = [per_kind[name][group][k].get(key) or 0.0 for k in kinds]
             ax.bar(np.arange(len(kinds)) + (i - (len(detectors) - 1) / 2) * width, values, width, label=name)
-        counts = [per_kind[detectors[0]][group][k]["n_forged" if key == "detection_rate" else "n_authentic"]
-                  for k in kinds]
+        counts = [per_kind[detectors[0]][group][k].get(count, 0) for k in kinds]
         ax.set_xticks(np.arange(len(kinds)), [f"{k}\n(n={n})" for k, n in zip(kinds, counts)])
-        ax.set(title=title, ylim=(0, 1.05), ylabel="share of images")
-        ax.legend(fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        # The headroom above 1 keeps the legend off the bars.
+        ax.set(title=title, ylim=(0, 1.22), yticks=np.linspace(0, 1, 6), ylabel=f"share of {unit}")
+        ax.legend(fontsize=8, loc="upper center", ncol=len(detectors))
     save_figure(fig, out)
