@@ -15,6 +15,7 @@ from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches,
 from stages.common.keypoint import local_ncc
 from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
+from test_keypoint import fluorescence_figure
 
 DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 PARAMS = dataclasses.replace(DEFAULTS, exact=dataclasses.replace(DEFAULTS.exact, enabled=True))
@@ -138,6 +139,22 @@ def test_the_paths_give_the_same_answer_on_one_thread_and_beside_each_other():
     assert len(one) == len(two)
     for a, b in zip(one, two):
         assert a.score == b.score and np.array_equal(a.mask, b.mask)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_patch_of_a_fluorescence_figure_s_dark_ground_is_found_whole(seed):
+    """A box around a cell, mostly the figure's dark, noisy ground clipped at black, pasted onto
+    more of that ground: the ground's commonest levels lie scattered as a letter's strokes do,
+    and must not be taken for drawn ink (keypoint.is_drawn_tone)."""
+    rng = np.random.default_rng(seed)
+    gray, centres = fluorescence_figure(rng, 300, 400, n_cells=6)
+    gray = np.clip(gray.astype(int) - 7, 0, 255).astype(np.uint8)  # a ground about 5 grey levels above black
+    (cx, cy), (w, h) = centres[0], (110, 100)
+    x, y = min(max(0, cx - w // 2), 400 - w), min(max(0, cy - h // 2), 300 - h)
+    ground = [(u, v) for v in range(0, 300 - h, 10) for u in range(0, 400 - w, 10)
+              if gray[v:v + h, u:u + w].mean() < 15 and (abs(u - x) >= w or abs(v - y) >= h)]
+    forged, truth = paste_rectangle(gray, (x, y, w, h), ground[len(ground) // 2])
+    assert pixel_f1(union(detect_copy_move(forged, PARAMS), truth.shape), truth) >= 0.9
 
 
 def whole_image_source(grain, oriented, d, transform, reach, params):

@@ -15,7 +15,9 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
+from stages.common.metric import matched_f1
 from stages.common.synth.figures import render_figure
+from stages.common.synth.forge import forge
 from stages.common.keypoint import (
     CopyMoveInstance,
     Keypoints,
@@ -29,9 +31,11 @@ from stages.common.keypoint import (
     g2nn_matches,
     grain_peak,
     image_score,
+    is_drawn_tone,
     is_lettering,
     is_repeated_pattern,
     local_ncc,
+    pasted_copies,
     mirror_descriptors,
     working_scale,
 )
@@ -306,6 +310,19 @@ def test_lane_pasted_among_look_alike_lanes_is_found(seed):
     assert pixel_f1(union(detect_copy_move(gel, PARAMS), truth.shape), truth) >= 0.7
 
 
+def test_lanes_pasted_into_the_synthetic_blots_are_found():
+    """The synthesize stage's own lane forgeries: a lane pasted among its look-alikes, whose
+    neighbours continue as a pattern around it."""
+    synth = dataclasses.replace(load_params(Path(__file__).resolve().parents[1] / "params.yaml").synth,
+                                forgery_kinds={"lane": 1.0}, instances=(1, 1), copies=(1, 1), p_jpeg=0.0)
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        figure = render_figure("blot", 300, 400, rng)
+        forgery = forge(figure.image, rng, synth, figure)
+        found = detect_copy_move(forgery.image, PARAMS)
+        assert matched_f1([m.astype(bool) for m in forgery.masks], [i.mask for i in found])[0] >= 0.6, seed
+
+
 def test_instance_explains_the_copy_at_the_original_size():
     # 1600 px wide: the detector works at params.max_side and must map its answer back exactly.
     rng = np.random.default_rng(3)
@@ -403,6 +420,15 @@ def test_pictures_are_not_lettering():
     assert not any(is_lettering(image, around) for image in (cells, saturated, tissue))
 
 
+def test_a_drawn_tone_spikes_where_a_noisy_ground_spreads():
+    rng = np.random.default_rng(0)
+    ground = np.bincount(np.clip(np.rint(rng.normal(5.0, 3.0, 20_000)), 0, 255).astype(int), minlength=256)
+    assert not is_drawn_tone(ground, int(ground.argmax()))
+    # ink at level 40 over a third of a region, the picture around it spread over every level
+    inked = np.bincount(np.concatenate([np.full(7_000, 40), rng.integers(0, 256, 13_000)]), minlength=256)
+    assert is_drawn_tone(inked, 40)
+
+
 def boxes_copy(boxes: list[tuple[int, int, int]]) -> VerifiedCopy:
     """A verified copy whose region is the given squares (top, left, side)."""
     region = np.zeros((300, 400), bool)
@@ -418,6 +444,17 @@ def test_an_event_of_a_dozen_regions_is_a_pattern_and_slivers_do_not_count():
     assert not is_repeated_pattern([boxes_copy(three_pastes + slivers)], PARAMS.min_region_area)
     twelve = [(10 + 70 * (i // 4), 10 + 90 * (i % 4), 40) for i in range(12)]
     assert is_repeated_pattern([boxes_copy(twelve)], PARAMS.min_region_area)
+
+
+def test_a_periodic_copy_makes_a_pattern_only_among_its_event_s_strongest():
+    """A lane pasted among look-alike lanes carries its source's noise; the pairs of lanes around
+    it continue periodically but peak far lower, and are left out of the event, not its verdict."""
+    paste = boxes_copy([(20, 20, 60), (20, 150, 60)])  # grain peak 0.3
+    step = dataclasses.replace(boxes_copy([(20, 150, 60), (20, 280, 60)]), grain_peak=0.1, periodic=True)
+    assert not is_repeated_pattern([paste, step], PARAMS.min_region_area)
+    assert [c is paste for c in pasted_copies([paste, step])] == [True]
+    assert is_repeated_pattern([paste, dataclasses.replace(step, grain_peak=0.29)], PARAMS.min_region_area)
+    assert is_repeated_pattern([step], PARAMS.min_region_area)  # alone, it is its event's strongest
 
 
 @pytest.mark.parametrize("noise", [0.0, 4.0])

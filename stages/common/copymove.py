@@ -16,8 +16,9 @@ Their copies are verified at one working size (stages/common/keypoint.py `workin
 
 A dense, exact or object proposal passes the same checks as a keypoint cluster: its transform is refined densely,
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
-periodically. The verified copies of all paths are then grouped into events together, so a copy
-several paths find is one instance, explained by every transform that found it. Each copy of a
+periodically (the weaker steps of a pattern a paste lies in are left out of its event). The
+verified copies of all paths are then grouped into events together, so a copy several paths
+find is one instance, explained by every transform that found it. Each copy of a
 kept event is then grown over the pixels around it that carry its source's noise
 (stages/common/extent.py): the paths mark a copy where their evidence lies, a paste reaches
 over the smooth stretches too.
@@ -35,8 +36,8 @@ from .exact import exact_proposals
 from .extent import grown
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
                        fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
-                       keypoint_copies, refine_transform, resize_gray, scale_matrix, to_gray, transform_scale,
-                       verified_copy, working_scale)
+                       keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix, to_gray,
+                       transform_scale, verified_copy, working_scale)
 from .masks import disc, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
@@ -58,8 +59,8 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     scale = working_scale(height, width, params.max_side, params.min_side, params.min_short_side)
     work = WorkingImage.of(resize_gray(gray, scale), pixel=scale)
     copies = path_copies(gray, work, params)
-    events = [g for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area) and peaks(g)
-              and keeps_grain_inside(work, g, params.min_interior_grain)]
+    events = [pasted_copies(g) for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
+    events = [g for g in events if peaks(g) and keeps_grain_inside(work, g, params.min_interior_grain)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
     # Drawn content is judged again at its own resolution: upscaling a small figure to the working

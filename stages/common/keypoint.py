@@ -77,11 +77,13 @@ STROKE_WIDTH = 5  # in strokes thinner than this, that one erosion wipes out ...
 INK_SOLID_SHARE = 0.3  # ... leaving less than this share of the ink (a saturated cell keeps 0.65)
 PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and white; its ink lies within INK_MARGIN
 LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
+TONE_SPIKE = 2.0  # a drawn tone's level holds this many times the pixels of the levels beside it (is_drawn_tone)
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
 # Share of the copy's grain correlation that a lattice's next step reaches (a pasted lane's
 # next step: 0.06; a facade's next window: 0.3 or more).
 STEP_GRAIN_SHARE = 0.2
+PATTERN_PEAK_SHARE = 0.9  # a periodic copy whose grain peaks this share of its event's best makes the event a pattern
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
@@ -705,9 +707,10 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
 
     A region is drawn if its two commonest grey levels (bins of GRAPHIC_BIN) cover most of it
     (a label on a plain margin), or if one exact grey level (the ink, give or take one) covers a
-    good share of it in strokes that one erosion wipes out (a letter over an image), or if it is
-    black-and-white lettering (is_lettering). A saturated cell is flat too, but solid; a textured
-    object spreads over many exact levels. The region must not be empty.
+    good share of it, as a drawn tone (is_drawn_tone), in strokes that one erosion wipes out (a
+    letter over an image), or if it is black-and-white lettering (is_lettering). A saturated cell
+    is flat too, but solid; a textured object spreads over many exact levels. The region must
+    not be empty.
     """
     # Only the region's box matters, padded beyond the stroke test's erosion; a small copy in a
     # large figure would otherwise pay for comparing every pixel of the figure several times.
@@ -718,9 +721,26 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
         return True
     if is_lettering(gray8, region):
         return True
-    ink_level = int(np.bincount(gray8[region], minlength=256).argmax())
+    levels = np.bincount(gray8[region], minlength=256)
+    ink_level = int(levels.argmax())
     ink = region & (np.abs(gray8.astype(np.int16) - ink_level) <= 1)
-    return ink.sum() >= INK_SHARE * region.sum() and in_strokes(ink)
+    return ink.sum() >= INK_SHARE * region.sum() and is_drawn_tone(levels, ink_level) and in_strokes(ink)
+
+
+def is_drawn_tone(levels: np.ndarray, level: int) -> bool:
+    """True when a region's grey-level histogram `levels` spikes at `level` as a drawn tone does:
+    the level and its two neighbours hold TONE_SPIKE times the pixels of the next three levels
+    on either side.
+
+    Ink is laid at one level. The noise of an imaged background (the dark ground of a
+    fluorescence figure) spreads about its commonest level as a bell instead, and its pixels at
+    that level lie scattered, so that one erosion wipes them out as it wipes out strokes: without
+    this test, a patch copied with such a ground was taken for drawn ink (its levels 4 to 6 held
+    0.87 times the next three on either side).
+    """
+    near = levels[max(0, level - 1): level + 2].sum()
+    flanks = levels[max(0, level - 4): max(0, level - 1)].sum() + levels[level + 2: level + 5].sum()
+    return near >= TONE_SPIKE * flanks
 
 
 def is_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
@@ -801,17 +821,35 @@ def group_events(copies: list[VerifiedCopy]) -> list[list[VerifiedCopy]]:
 
 
 def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
-    """An event is a pattern (blot lanes, a lattice, tiled panels), not a copy-move, if any of its
-    copies continues periodically or if it spreads over more than MAX_EVENT_BLOBS regions: a
-    forger pastes an object a few times, not a dozen. Judging the whole event lets the periodic
-    pairs of a lattice condemn the pairs whose next step would leave the image."""
-    if any(c.periodic for c in group):
+    """An event is a pattern (blot lanes, a lattice, tiled panels), not a copy-move, if one of its
+    strongest copies continues periodically, or if its other copies spread over more than
+    MAX_EVENT_BLOBS regions: a forger pastes an object a few times, not a dozen. Judging the
+    whole event lets the periodic pairs of a lattice condemn the pairs whose next step would
+    leave the image.
+
+    The steps of a lattice are alike, so its periodic pairs carry its grain as well as any pair
+    of it does. A lane pasted among look-alike lanes carries its source's noise, while the pairs
+    of lanes around it share little more than their shape: those periodic pairs peak far lower
+    than the paste, and say nothing against it (`pasted_copies` leaves them out). On the training
+    figures such companions of pasted lanes peaked at 0.10 to 0.77 of their event's best copy;
+    on the authentic training figures and on CVIP, every periodic event whose grain peaks at all
+    (peaks, in copymove.py) had a periodic copy at its best.
+    """
+    pasted = pasted_copies(group)
+    strongest = max(c.grain_peak for c in group)
+    if not pasted or any(c.periodic and c.grain_peak >= PATTERN_PEAK_SHARE * strongest for c in group):
         return True
-    region = union([c.region for c in group]).astype(np.uint8)
+    region = union([c.region for c in pasted]).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     blobs = areas >= max(min_area, SLIVER_SHARE * areas.max(initial=0))
     return int(blobs.sum()) > MAX_EVENT_BLOBS
+
+
+def pasted_copies(group: list[VerifiedCopy]) -> list[VerifiedCopy]:
+    """The event's copies less those that continue periodically: the steps of a pattern a paste
+    lies in, not the paste (see is_repeated_pattern)."""
+    return [c for c in group if not c.periodic]
 
 
 def event_instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
