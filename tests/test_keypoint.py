@@ -33,7 +33,6 @@ from stages.common.keypoint import (
     image_score,
     is_drawn_tone,
     is_lettering,
-    is_repeated_pattern,
     local_ncc,
     pasted_copies,
     mirror_descriptors,
@@ -441,9 +440,9 @@ def boxes_copy(boxes: list[tuple[int, int, int]]) -> VerifiedCopy:
 def test_an_event_of_a_dozen_regions_is_a_pattern_and_slivers_do_not_count():
     three_pastes = [(20, 20, 60), (20, 150, 60), (150, 20, 60)]
     slivers = [(250, 40 * i, 12) for i in range(1, 9)]  # 144 px each: over min_region_area, 1/25 of a paste
-    assert not is_repeated_pattern([boxes_copy(three_pastes + slivers)], PARAMS.min_region_area)
+    assert pasted_copies([boxes_copy(three_pastes + slivers)], PARAMS.min_region_area)
     twelve = [(10 + 70 * (i // 4), 10 + 90 * (i % 4), 40) for i in range(12)]
-    assert is_repeated_pattern([boxes_copy(twelve)], PARAMS.min_region_area)
+    assert pasted_copies([boxes_copy(twelve)], PARAMS.min_region_area) == []
 
 
 def test_a_periodic_copy_makes_a_pattern_only_among_its_event_s_strongest():
@@ -451,10 +450,9 @@ def test_a_periodic_copy_makes_a_pattern_only_among_its_event_s_strongest():
     it continue periodically but peak far lower, and are left out of the event, not its verdict."""
     paste = boxes_copy([(20, 20, 60), (20, 150, 60)])  # grain peak 0.3
     step = dataclasses.replace(boxes_copy([(20, 150, 60), (20, 280, 60)]), grain_peak=0.1, periodic=True)
-    assert not is_repeated_pattern([paste, step], PARAMS.min_region_area)
-    assert [c is paste for c in pasted_copies([paste, step])] == [True]
-    assert is_repeated_pattern([paste, dataclasses.replace(step, grain_peak=0.29)], PARAMS.min_region_area)
-    assert is_repeated_pattern([step], PARAMS.min_region_area)  # alone, it is its event's strongest
+    assert [c is paste for c in pasted_copies([paste, step], PARAMS.min_region_area)] == [True]
+    assert pasted_copies([paste, dataclasses.replace(step, grain_peak=0.29)], PARAMS.min_region_area) == []
+    assert pasted_copies([step], PARAMS.min_region_area) == []  # alone, it is its event's strongest
 
 
 @pytest.mark.parametrize("noise", [0.0, 4.0])

@@ -35,7 +35,7 @@ from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
 from .extent import grown
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
-                       fine_correlation, grain_peak, group_events, invert, is_graphic, is_repeated_pattern,
+                       fine_correlation, grain_peak, group_events, invert, is_graphic,
                        keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix, to_gray,
                        transform_scale, verified_copy, working_scale)
 from .masks import disc, warp_mask
@@ -59,8 +59,8 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     scale = working_scale(height, width, params.max_side, params.min_side, params.min_short_side)
     work = WorkingImage.of(resize_gray(gray, scale), pixel=scale)
     copies = path_copies(gray, work, params)
-    events = [pasted_copies(g) for g in group_events(copies) if not is_repeated_pattern(g, params.min_region_area)]
-    events = [g for g in events if peaks(g) and keeps_grain_inside(work, g, params.min_interior_grain)]
+    events = [pasted_copies(g, params.min_region_area) for g in group_events(copies)]
+    events = [g for g in events if g and peaks(g) and keeps_grain_inside(work, g, params.min_interior_grain)]
     events = without_weak_events(events, params)
     to_work = scale_matrix(work.shape, (height, width))
     # Drawn content is judged again at its own resolution: upscaling a small figure to the working

@@ -716,12 +716,12 @@ def is_graphic(gray8: np.ndarray, region: np.ndarray) -> bool:
     # large figure would otherwise pay for comparing every pixel of the figure several times.
     x0, y0, x1, y1 = bounding_box(region, pad=STROKE_WIDTH)
     gray8, region = gray8[y0:y1, x0:x1], region[y0:y1, x0:x1]
-    counts = np.bincount(gray8[region] // GRAPHIC_BIN, minlength=256 // GRAPHIC_BIN)
-    if np.sort(counts)[-2:].sum() >= GRAPHIC_SHARE * region.sum():
+    levels = np.bincount(gray8[region], minlength=256)
+    tones = levels.reshape(-1, GRAPHIC_BIN).sum(axis=1)
+    if np.sort(tones)[-2:].sum() >= GRAPHIC_SHARE * region.sum():
         return True
     if is_lettering(gray8, region):
         return True
-    levels = np.bincount(gray8[region], minlength=256)
     ink_level = int(levels.argmax())
     ink = region & (np.abs(gray8.astype(np.int16) - ink_level) <= 1)
     return ink.sum() >= INK_SHARE * region.sum() and is_drawn_tone(levels, ink_level) and in_strokes(ink)
@@ -820,36 +820,37 @@ def group_events(copies: list[VerifiedCopy]) -> list[list[VerifiedCopy]]:
     return sorted(groups, key=lambda g: max(c.score for c in g), reverse=True)
 
 
-def is_repeated_pattern(group: list[VerifiedCopy], min_area: int) -> bool:
-    """An event is a pattern (blot lanes, a lattice, tiled panels), not a copy-move, if one of its
-    strongest copies continues periodically, or if its other copies spread over more than
-    MAX_EVENT_BLOBS regions: a forger pastes an object a few times, not a dozen. Judging the
-    whole event lets the periodic pairs of a lattice condemn the pairs whose next step would
-    leave the image.
+def pasted_copies(group: list[VerifiedCopy], min_area: int) -> list[VerifiedCopy]:
+    """The copies of an event that were pasted: none if the event is a pattern (blot lanes, a
+    lattice, tiled panels), else all but the steps of a pattern the paste lies in.
+
+    An event is a pattern if one of its strongest copies continues periodically, or if its
+    other copies spread over more than MAX_EVENT_BLOBS regions: a forger pastes an object a few
+    times, not a dozen. Judging the whole event lets the periodic pairs of a lattice condemn the
+    pairs whose next step would leave the image.
 
     The steps of a lattice are alike, so its periodic pairs carry its grain as well as any pair
     of it does. A lane pasted among look-alike lanes carries its source's noise, while the pairs
     of lanes around it share little more than their shape: those periodic pairs peak far lower
-    than the paste, and say nothing against it (`pasted_copies` leaves them out). On the training
-    figures such companions of pasted lanes peaked at 0.10 to 0.77 of their event's best copy;
-    on the authentic training figures and on CVIP, every periodic event whose grain peaks at all
+    than the paste, and say nothing against it, so they are left out. On the training figures
+    such companions of pasted lanes peaked at 0.10 to 0.77 of their event's best copy; on the
+    authentic training figures and on CVIP, every periodic event whose grain peaks at all
     (peaks, in copymove.py) had a periodic copy at its best.
     """
-    pasted = pasted_copies(group)
     strongest = max(c.grain_peak for c in group)
-    if not pasted or any(c.periodic and c.grain_peak >= PATTERN_PEAK_SHARE * strongest for c in group):
-        return True
-    region = union([c.region for c in pasted]).astype(np.uint8)
+    if any(c.periodic and c.grain_peak >= PATTERN_PEAK_SHARE * strongest for c in group):
+        return []
+    pasted = [c for c in group if not c.periodic]
+    return [] if not pasted or spreads_over_many_blobs(pasted, min_area) else pasted
+
+
+def spreads_over_many_blobs(copies: list[VerifiedCopy], min_area: int) -> bool:
+    """True when the copies' regions fall into more than MAX_EVENT_BLOBS blobs, slivers aside."""
+    region = union([c.region for c in copies]).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     blobs = areas >= max(min_area, SLIVER_SHARE * areas.max(initial=0))
     return int(blobs.sum()) > MAX_EVENT_BLOBS
-
-
-def pasted_copies(group: list[VerifiedCopy]) -> list[VerifiedCopy]:
-    """The event's copies less those that continue periodically: the steps of a pattern a paste
-    lies in, not the paste (see is_repeated_pattern)."""
-    return [c for c in group if not c.periodic]
 
 
 def event_instance(group: list[VerifiedCopy], original_hw: tuple[int, int], to_work: np.ndarray) -> CopyMoveInstance:
