@@ -1,5 +1,4 @@
 """predict on a messy folder: every image gets a row, bad ones are written as authentic."""
-import dataclasses
 import json
 
 import numpy as np
@@ -8,17 +7,7 @@ import pytest
 from PIL import Image
 
 from stages import predict
-from stages.common.config import load_params
-from stages.common.model import build_model, save_checkpoint
 from stages.common.rle import decode_annotation
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    params = dataclasses.replace(load_params().model, min_size=96, max_size=128)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_checkpoint(path, build_model(params, load_weights=False), params)
-    return path
 
 
 @pytest.fixture

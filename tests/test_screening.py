@@ -14,7 +14,6 @@ import pytest
 from stages import predict
 from stages.common.config import load_params
 from stages.common.journal import journal_dir
-from stages.common.model import build_model, save_checkpoint
 from stages.common.screening import ImageResult, screen_source
 from stages.common.sources import FigureSource
 from stages.common.synth import generate_dataset
@@ -29,14 +28,6 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus") / "synthetic"
     generate_dataset(synth, root)
     return root / "test_images"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    params = dataclasses.replace(load_params().model, min_size=96, max_size=128)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_checkpoint(path, build_model(params, load_weights=False), params)
-    return path
 
 
 def run_predict(images, out, checkpoint, detector, *extra) -> dict:
