@@ -11,7 +11,7 @@ import pytest
 
 from stages import predict
 from stages.common import screening
-from test_screening import REPO, checkpoint, corpus, run_predict  # noqa: F401 (fixtures)
+from test_screening import REPO, corpus, run_predict  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")
