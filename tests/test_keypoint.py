@@ -440,7 +440,8 @@ def boxes_copy(boxes: list[tuple[int, int, int]]) -> VerifiedCopy:
 def test_an_event_of_a_dozen_regions_is_a_pattern_and_slivers_do_not_count():
     three_pastes = [(20, 20, 60), (20, 150, 60), (150, 20, 60)]
     slivers = [(250, 40 * i, 12) for i in range(1, 9)]  # 144 px each: over min_region_area, 1/25 of a paste
-    assert pasted_copies([boxes_copy(three_pastes + slivers)], PARAMS.min_region_area)
+    pastes = boxes_copy(three_pastes + slivers)
+    assert [c is pastes for c in pasted_copies([pastes], PARAMS.min_region_area)] == [True]
     twelve = [(10 + 70 * (i // 4), 10 + 90 * (i % 4), 40) for i in range(12)]
     assert pasted_copies([boxes_copy(twelve)], PARAMS.min_region_area) == []
 
