@@ -5,6 +5,7 @@ import torch
 
 from stages.common.config import load_params
 from stages.common.model import build_model, save_checkpoint
+from stages.common.synth import generate_dataset
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,3 +22,12 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_checkpoint(path, build_model(params, load_weights=False), params)
     return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Eight synthetic test figures, half of them forged, with their solution.csv beside them."""
+    synth = dataclasses.replace(load_params().synth, n_cases=2, n_test=8, min_side=160, max_side=224)
+    root = tmp_path_factory.mktemp("corpus") / "synthetic"
+    generate_dataset(synth, root)
+    return root / "test_images"

@@ -11,7 +11,7 @@ import pytest
 
 from stages import predict
 from stages.common import screening
-from test_screening import REPO, corpus, run_predict  # noqa: F401 (a fixture)
+from test_screening import REPO, run_predict
 
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")

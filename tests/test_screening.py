@@ -1,5 +1,4 @@
 """Screening at scale: the same submission from one process, two worker processes and a resumed run."""
-import dataclasses
 import json
 import os
 import signal
@@ -16,18 +15,8 @@ from stages.common.config import load_params
 from stages.common.journal import journal_dir
 from stages.common.screening import ImageResult, screen_source
 from stages.common.sources import FigureSource
-from stages.common.synth import generate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Eight synthetic test figures, half of them forged, with their solution.csv beside them."""
-    synth = dataclasses.replace(load_params().synth, n_cases=2, n_test=8, min_side=160, max_side=224)
-    root = tmp_path_factory.mktemp("corpus") / "synthetic"
-    generate_dataset(synth, root)
-    return root / "test_images"
 
 
 def run_predict(images, out, checkpoint, detector, *extra) -> dict:
