@@ -17,6 +17,7 @@ from stages.common.copymove import dense_copies, detect_copy_move
 from stages.common.dense import consistent_points, features, match_field
 from stages.common.keypoint import WorkingImage
 from stages.common.masks import warp_mask, union as masks_union  # the library's, over masks; `union` here takes instances
+from test_synth import NO_AVX512, needs_avx512, run_python
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 NO_DENSE = dataclasses.replace(PARAMS, dense=dataclasses.replace(PARAMS.dense, enabled=False))
@@ -309,3 +310,20 @@ def test_a_refinement_that_stretches_one_axis_is_refused():
     assert refine_transform(work, guess, copy, max_anisotropy=1.05) is guess
     refined = refine_transform(work, guess, copy, max_anisotropy=10.0)
     assert refined is not guess and abs(refined[1, 1] - 0.93) < 0.02  # the stretch ECC found
+
+
+DENSE_FEATURES = """
+import hashlib
+import numpy as np
+from stages.common.dense import features
+gray = np.random.default_rng(0).uniform(0, 1, (160, 200)).astype(np.float32)
+described, std = features(gray, radius=7)
+print(hashlib.sha256(described.tobytes() + std.tobytes()).hexdigest())
+"""
+
+
+@needs_avx512
+def test_dense_features_do_not_depend_on_the_cpus_simd_kernels():
+    """NumPy's float32 hypot, arctan2, cos and sin differ in the last bit between its AVX-512 and AVX2
+    kernels; the dense path's features must not, or a borderline match would move with the host."""
+    assert run_python(DENSE_FEATURES, {"NPY_DISABLE_CPU_FEATURES": NO_AVX512}) == run_python(DENSE_FEATURES, {})

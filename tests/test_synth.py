@@ -402,15 +402,21 @@ print(hashlib.sha256(b"".join(o.tobytes() for o in outputs)).hexdigest())
 """
 
 
-@pytest.mark.skipif("X86_V4" not in np.__config__.CONFIG["SIMD Extensions"].get("found", []),
-                    reason="this CPU has no AVX-512 kernels to compare against")
+needs_avx512 = pytest.mark.skipif("X86_V4" not in np.__config__.CONFIG["SIMD Extensions"].get("found", []),
+                                  reason="this CPU has no AVX-512 kernels to compare against")
+
+
+def run_python(code: str, env: dict[str, str]) -> str:
+    """`code`'s standard output, run in a fresh interpreter with `env` added to this one's."""
+    return subprocess.run([sys.executable, "-c", code], env=os.environ | env, check=True, text=True,
+                          capture_output=True, cwd=Path(__file__).parents[1]).stdout
+
+
+@needs_avx512
 def test_pixels_do_not_depend_on_the_cpus_simd_kernels():
     """NumPy picks AVX-512, AVX2 or scalar kernels by CPU, and in float32 they disagree in the last
     bit; the generator's maths must give the same bits either way."""
-    def run(env):
-        return subprocess.run([sys.executable, "-c", PIXEL_MATHS], env=os.environ | env, check=True, text=True,
-                              capture_output=True, cwd=Path(__file__).parents[1]).stdout
-    assert run({"NPY_DISABLE_CPU_FEATURES": NO_AVX512}) == run({})
+    assert run_python(PIXEL_MATHS, {"NPY_DISABLE_CPU_FEATURES": NO_AVX512}) == run_python(PIXEL_MATHS, {})
 
 
 def test_panels_never_show_two_fields_of_the_one_tissue_photograph(monkeypatch):

@@ -77,14 +77,16 @@ def dense_proposals(work: WorkingImage, params: DenseParams) -> list[DensePropos
 def ring_kernels(radius: int) -> tuple[np.ndarray, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
     """The disc, the ring weights and the (cos, sin) harmonic kernels of the outer rings, each summing
     to one over its support so that responses are means."""
-    yy, xx = np.mgrid[-radius: radius + 1, -radius: radius + 1].astype(np.float32)
+    # In float64, rounded to float32 at the end: NumPy picks its float32 hypot, arctan2, cos and
+    # sin kernels by CPU, and their last bits would make the answer depend on the processor.
+    yy, xx = np.mgrid[-radius: radius + 1, -radius: radius + 1].astype(np.float64)
     r, theta = np.hypot(xx, yy), np.arctan2(yy, xx)
-    whole = (r <= radius + 0.5).astype(np.float32)
+    whole = (r <= radius + 0.5).astype(np.float64)
     width = (radius + 0.5) / N_RINGS
     rings = [np.clip(1.0 - np.abs(r - (k + 0.5) * width) / width, 0.0, 1.0) * whole for k in range(N_RINGS)]
-    harmonics = [(ring * np.cos(m * theta) / ring.sum(), ring * np.sin(m * theta) / ring.sum())
+    harmonics = [(f32(ring * np.cos(m * theta) / ring.sum()), f32(ring * np.sin(m * theta) / ring.sum()))
                  for ring in rings[1:] for m in HARMONICS]
-    return whole / whole.sum(), [ring / ring.sum() for ring in rings], harmonics
+    return f32(whole / whole.sum()), [f32(ring / ring.sum()) for ring in rings], harmonics
 
 
 def features(gray: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +101,18 @@ def features(gray: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     square = cv2.filter2D(gray * gray, cv2.CV_32F, whole, borderType=cv2.BORDER_REFLECT)
     std = np.sqrt(np.maximum(square - mean * mean, 0.0))
     parts = [response(ring) - mean for ring in rings]
-    parts += [np.hypot(response(c), response(s)) for c, s in harmonics]
+    parts += [magnitude(response(c), response(s)) for c, s in harmonics]
     return np.stack(parts, axis=2) / np.maximum(std, 1e-3)[:, :, None], std
+
+
+def magnitude(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sqrt(a^2 + b^2) from exactly rounded operations, the same on every CPU (np.hypot's float32
+    kernel is not)."""
+    return np.sqrt(a * a + b * b)
+
+
+def f32(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32)
 
 
 def match_field(gray: np.ndarray, params: DenseParams) -> DenseField:
