@@ -38,6 +38,7 @@ from stages.common.keypoint import (
     mirror_descriptors,
     working_scale,
 )
+from test_synth import needs_avx512, run_python
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
 LENIENT = dataclasses.replace(PARAMS, min_inliers=3)  # looser than shipped: more recall on small objects
@@ -600,3 +601,28 @@ def test_evidence_map_is_each_pixels_best_instance_score():
     assert evidence[1, 1] == pytest.approx(0.4) and evidence[3, 3] == pytest.approx(0.9)
     assert not evidence[~(a | b)].any()
     assert not evidence_map([], (6, 8)).any()
+
+
+IPP_PATH = """
+import os
+os.environ.pop("OPENCV_IPP", None)
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    {imports}
+print(cv2.ipp.getIppVersion(), [str(w.message) for w in caught])
+"""
+
+
+@needs_avx512
+def test_importing_stages_holds_opencvs_ipp_to_its_avx2_kernels():
+    """IPP's AVX-512 kernels round SIFT's orientations and filter2D differently from its AVX2 ones,
+    which flipped a borderline figure between hosts; stages pins the AVX2 path before cv2 loads."""
+    assert "AVX-512" in run_python(IPP_PATH.format(imports="import cv2"), {})
+    assert "AVX2" in run_python(IPP_PATH.format(imports="import stages, cv2"), {})
+
+
+def test_cv2_loaded_before_stages_is_named():
+    """Too late to pin: the user is told why answers may then differ from the record's."""
+    assert "imported before stages" in run_python(IPP_PATH.format(imports="import cv2, stages"), {})
+    assert "imported before stages" not in run_python(IPP_PATH.format(imports="import stages, cv2"), {})
