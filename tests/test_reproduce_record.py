@@ -4,8 +4,8 @@ and the keypoint detector's committed calls on them.
 `dvc repro synthesize build-index split` runs in a temporary copy that holds the committed
 `dvc.lock` but no data; the stages must write exactly the outputs the lock records, so that
 `dvc status` finds them unchanged. The keypoint detector then calls every validation figure
-forged or authentic as `reports/eval/per_image.csv` records. Training is not part of this promise (README:
-"Reproducing the record").
+forged or authentic as `reports/eval/per_image.csv` records. Training is not part of this
+promise (README: "Reproducing the record").
 """
 import shutil
 import subprocess
