@@ -2,6 +2,7 @@
 
     python -m bench.cmfd_convert --out /tmp/cvip_d0 "/tmp/CVIP/Dataset 0" "/tmp/CVIP/Dataset 3"
     python -m bench.cmfd_convert --out /tmp/cvip_d12_60 --forged 60 "/tmp/CVIP/Dataset 1-2"
+    python -m bench.cmfd_convert --out /tmp/cvip_d0_jpeg75 --jpeg 75 "/tmp/CVIP/Dataset 0" "/tmp/CVIP/Dataset 3"
 
 CMFD benchmarks ship each forged image `X.bmp` beside a binary mask `X_mask.bmp` that marks the
 source and the copy: one copy-move event, so one instance. Any other image is an original,
@@ -10,10 +11,16 @@ hence authentic. The result is `OUT/test_images/<case_id>.png` and `OUT/solution
 
 `--forged N` / `--authentic N` keep a sample for quick runs: spread evenly over the folders the
 images sit in (in CVIP Datasets 1-2, one folder per original image), drawn with `--seed`.
+
+`--jpeg Q` saves every image as a JPEG of quality Q first (the PNG holds what a reader decodes):
+the set as it reaches an analyst inside a published figure, whose journal recompressed it. CVIP
+ships lossless BMPs, whose pasted copies repeat their source's noise exactly; recompression
+re-quantises copy and source differently, which is the evidence the detector leans on.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import tempfile
@@ -30,6 +37,7 @@ from stages.common.rle import encode_instances
 
 MASK_SUFFIX = "_mask"
 AUTHENTIC = "authentic"
+JPEG_QUALITIES = range(1, 96)  # Pillow's scale; above 95 its encoder is near lossless and not meant to be used
 
 
 @dataclass(frozen=True)
@@ -89,10 +97,21 @@ def read_mask(path: Path, image_hw: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def solution_row(item: BenchmarkImage, folder: Path) -> dict:
-    """Write the image as PNG into `folder`; its solution row."""
+def recompressed(rgb: Image.Image, quality: int) -> Image.Image:
+    """`rgb` as a reader decodes it from a JPEG of `quality` (4:2:0 chroma, Pillow's default)."""
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
+def solution_row(item: BenchmarkImage, folder: Path, jpeg: int | None = None) -> dict:
+    """Write the image as PNG into `folder`, first through a JPEG of quality `jpeg` if given; its solution row."""
     with Image.open(item.image) as im:
         rgb = im.convert("RGB")
+    if jpeg is not None:
+        rgb = recompressed(rgb, jpeg)
     rgb.save(folder / f"{item.case_id}.png")
     if item.mask is None:
         return {"case_id": item.case_id, "annotation": AUTHENTIC, "shape": AUTHENTIC}
@@ -104,9 +123,12 @@ def solution_row(item: BenchmarkImage, folder: Path) -> dict:
 
 
 def convert(sources: list[Path], out: Path, n_forged: int | None = None, n_authentic: int | None = None,
-            seed: int = 0) -> pd.DataFrame:
+            seed: int = 0, jpeg: int | None = None) -> pd.DataFrame:
     """Write OUT/test_images/ and OUT/solution.csv; returns the solution. OUT is replaced whole,
-    through a temporary sibling, so a killed run leaves no half-converted set."""
+    through a temporary sibling, so a killed run leaves no half-converted set. Raises ValueError
+    for a `jpeg` quality outside JPEG_QUALITIES, before anything is written."""
+    if jpeg is not None and jpeg not in JPEG_QUALITIES:
+        raise ValueError(f"--jpeg {jpeg}: the quality must be {JPEG_QUALITIES.start} to {JPEG_QUALITIES.stop - 1}")
     images = find_images(sources)
     chosen = (sample_evenly([i for i in images if i.mask is not None], n_forged, seed)
               + sample_evenly([i for i in images if i.mask is None], n_authentic, seed))
@@ -115,7 +137,7 @@ def convert(sources: list[Path], out: Path, n_forged: int | None = None, n_authe
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (staging / "test_images").mkdir()
-        rows = [solution_row(item, staging / "test_images") for item in tqdm(chosen, desc="convert", unit="img")]
+        rows = [solution_row(item, staging / "test_images", jpeg) for item in tqdm(chosen, desc="convert", unit="img")]
         solution = pd.DataFrame(rows, columns=["case_id", "annotation", "shape"])
         write_csv(staging / "solution.csv", solution)
         if out.exists():
@@ -134,9 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forged", type=int, help="keep this many forged images (default: all)")
     parser.add_argument("--authentic", type=int, help="keep this many originals (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jpeg", type=int, metavar="Q", help="save each image as a JPEG of quality Q (1-95) first")
     args = parser.parse_args(argv)
     try:
-        solution = convert(args.sources, args.out, args.forged, args.authentic, args.seed)
+        solution = convert(args.sources, args.out, args.forged, args.authentic, args.seed, args.jpeg)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from e
     n_authentic = int((solution["annotation"] == AUTHENTIC).sum())

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bench.cmfd import bench_figures, update_cmfd_report
-from bench.cmfd_convert import convert, find_images, sample_evenly
+from bench.cmfd_convert import convert, find_images, main, sample_evenly
 from stages.common.metric import score_report
 from stages.common.rle import decode_annotation
 
@@ -67,6 +67,32 @@ def test_a_mask_without_its_image_and_clashing_names_are_refused(tmp_path):
         find_images([tmp_path / "src"])
     with pytest.raises(ValueError, match="no images"):
         find_images([tmp_path / "empty"])
+
+
+def pixels(folder):
+    return {p.stem: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.glob("*.png"))}
+
+
+def test_jpeg_recompresses_the_images_and_keeps_the_masks(tmp_path):
+    write_benchmark(tmp_path / "src")
+    lossless = convert([tmp_path / "src"], tmp_path / "png")
+    fine = convert([tmp_path / "src"], tmp_path / "q95", jpeg=95)
+    coarse = convert([tmp_path / "src"], tmp_path / "q30", jpeg=30)
+    assert fine.equals(lossless) and coarse.equals(lossless)
+    originals, q95, q30 = (pixels(tmp_path / name / "test_images") for name in ("png", "q95", "q30"))
+    for stem, image in originals.items():
+        error_95, error_30 = (np.abs(other[stem] - image).mean() for other in (q95, q30))
+        assert 0 < error_95 < error_30, stem
+
+
+@pytest.mark.parametrize("quality", [0, 96, 100])
+def test_a_jpeg_quality_out_of_range_is_refused_before_anything_is_written(tmp_path, quality, capsys):
+    write_benchmark(tmp_path / "src")
+    with pytest.raises(ValueError, match="quality must be 1 to 95"):
+        convert([tmp_path / "src"], tmp_path / "out", jpeg=quality)
+    with pytest.raises(SystemExit, match="quality must be 1 to 95"):
+        main([str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--jpeg", str(quality)])
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == [tmp_path / "src"]
 
 
 def test_bench_figures_and_report_entries(tmp_path):
