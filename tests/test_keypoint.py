@@ -606,20 +606,24 @@ def test_evidence_map_is_each_pixels_best_instance_score():
 IPP_PATH = """
 import os
 os.environ.pop("OPENCV_IPP", None)
+os.environ.pop("OPENCV_CPU_DISABLE", None)
 import warnings
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     {imports}
-print(cv2.ipp.getIppVersion(), [str(w.message) for w in caught])
+print(cv2.ipp.getIppVersion(), "dispatch AVX512_SKX:", cv2.checkHardwareSupport(256), [str(w.message) for w in caught])
 """
 
 
 @needs_avx512
-def test_importing_stages_holds_opencvs_ipp_to_its_avx2_kernels():
-    """IPP's AVX-512 kernels round SIFT's orientations and filter2D differently from its AVX2 ones,
-    which flipped a borderline figure between hosts; stages pins the AVX2 path before cv2 loads."""
-    assert "AVX-512" in run_python(IPP_PATH.format(imports="import cv2"), {})
-    assert "AVX2" in run_python(IPP_PATH.format(imports="import stages, cv2"), {})
+def test_importing_stages_holds_opencv_to_its_avx2_kernels():
+    """OpenCV's AVX-512 kernels round SIFT's orientations and descriptors and filter2D differently
+    from its AVX2 ones, which moved three validation figures' masks between hosts; stages holds IPP
+    and OpenCV's own dispatch (256 is cv::CPU_AVX512_SKX) at AVX2 before cv2 loads."""
+    free = run_python(IPP_PATH.format(imports="import cv2"), {})
+    assert "AVX-512" in free and "dispatch AVX512_SKX: True" in free
+    held = run_python(IPP_PATH.format(imports="import stages, cv2"), {})
+    assert "AVX2" in held and "dispatch AVX512_SKX: False" in held
 
 
 def test_cv2_loaded_before_stages_is_named():

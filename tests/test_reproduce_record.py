@@ -3,8 +3,8 @@ and the keypoint detector's committed calls on them.
 
 `dvc repro synthesize build-index split` runs in a temporary copy that holds the committed
 `dvc.lock` but no data; the stages must write exactly the outputs the lock records, so that
-`dvc status` finds them unchanged. The keypoint detector then calls every validation figure
-forged or authentic as `reports/eval/per_image.csv` records. Training is not part of this
+`dvc status` finds them unchanged. The keypoint detector then calls and masks every validation
+figure as `reports/eval/per_image.csv` records. Training is not part of this
 promise (README: "Reproducing the record").
 """
 import shutil
@@ -90,9 +90,9 @@ per_image_rows("keypoint", images, answers).to_csv("keypoint_answers.csv", index
 
 def test_keypoint_detector_makes_the_committed_calls_on_validation(rebuilt):
     """The training-free detector's record holds on this host: every validation figure is called
-    forged or authentic as `reports/eval/per_image.csv` records, and the oF1 is the record's to
-    within 0.01. Masks may move a little: OpenCV's own AVX-512 kernels shape a few of them
-    differently from its AVX2 ones (README: "Reproducing the record")."""
+    forged or authentic, and masked, as `reports/eval/per_image.csv` records. OpenCV's kernels are
+    held at AVX2 (stages/__init__.py), so an AVX-512 host and an AVX2 host give the same masks
+    (README: "Reproducing the record")."""
     fresh, _ = rebuilt
     run([sys.executable, "-c", KEYPOINT_ON_VALIDATION], fresh)
     key = ["case_id", "label"]
@@ -103,4 +103,7 @@ def test_keypoint_detector_makes_the_committed_calls_on_validation(rebuilt):
     called_otherwise = now.predicted != record.predicted
     assert not called_otherwise.any(), ("these validation figures are called otherwise than in the committed "
                                         "record:\n" + now[called_otherwise][["predicted", "image_score"]].to_string())
-    assert abs(now.of1.mean() - record.of1.mean()) <= 0.01, (now.of1.mean(), record.of1.mean())
+    masked_otherwise = now.annotation != record.annotation
+    assert not masked_otherwise.any(), ("these validation figures are masked otherwise than in the committed "
+                                        "record (oF1 now, recorded):\n"
+                                        + pd.concat([now.of1, record.of1], axis=1)[masked_otherwise].to_string())
