@@ -69,8 +69,11 @@ def test_a_mask_without_its_image_and_clashing_names_are_refused(tmp_path):
         find_images([tmp_path / "empty"])
 
 
-def pixels(folder):
-    return {p.stem: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(folder.glob("*.png"))}
+def pixels(folder) -> dict[str, np.ndarray]:
+    def read(path):
+        with Image.open(path) as image:
+            return np.asarray(image, dtype=np.int16)
+    return {path.stem: read(path) for path in sorted(folder.glob("*.png"))}
 
 
 def test_jpeg_recompresses_the_images_and_keeps_the_masks(tmp_path):
@@ -86,7 +89,7 @@ def test_jpeg_recompresses_the_images_and_keeps_the_masks(tmp_path):
 
 
 @pytest.mark.parametrize("quality", [0, 96, 100])
-def test_a_jpeg_quality_out_of_range_is_refused_before_anything_is_written(tmp_path, quality, capsys):
+def test_a_jpeg_quality_out_of_range_is_refused_before_anything_is_written(tmp_path, quality):
     write_benchmark(tmp_path / "src")
     with pytest.raises(ValueError, match="quality must be 1 to 95"):
         convert([tmp_path / "src"], tmp_path / "out", jpeg=quality)

@@ -1,5 +1,5 @@
 """A fresh copy of the repository rebuilds the committed record of the data stages, to the byte,
-and the keypoint detector's committed calls on them.
+and the keypoint detector's committed calls and masks on them.
 
 `dvc repro synthesize build-index split` runs in a temporary copy that holds the committed
 `dvc.lock` but no data; the stages must write exactly the outputs the lock records, so that
