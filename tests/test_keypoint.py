@@ -603,7 +603,7 @@ def test_evidence_map_is_each_pixels_best_instance_score():
     assert not evidence_map([], (6, 8)).any()
 
 
-IPP_PATH = """
+KERNELS_AFTER_IMPORT = """
 import os
 os.environ.pop("OPENCV_IPP", None)
 os.environ.pop("OPENCV_CPU_DISABLE", None)
@@ -620,13 +620,13 @@ def test_importing_stages_holds_opencv_to_its_avx2_kernels():
     """OpenCV's AVX-512 kernels round SIFT's orientations and descriptors and filter2D differently
     from its AVX2 ones, which moved three validation figures' masks between hosts; stages holds IPP
     and OpenCV's own dispatch (256 is cv::CPU_AVX512_SKX) at AVX2 before cv2 loads."""
-    free = run_python(IPP_PATH.format(imports="import cv2"), {})
+    free = run_python(KERNELS_AFTER_IMPORT.format(imports="import cv2"), {})
     assert "AVX-512" in free and "dispatch AVX512_SKX: True" in free
-    held = run_python(IPP_PATH.format(imports="import stages, cv2"), {})
+    held = run_python(KERNELS_AFTER_IMPORT.format(imports="import stages, cv2"), {})
     assert "AVX2" in held and "dispatch AVX512_SKX: False" in held
 
 
 def test_cv2_loaded_before_stages_is_named():
     """Too late to pin: the user is told why answers may then differ from the record's."""
-    assert "imported before stages" in run_python(IPP_PATH.format(imports="import cv2, stages"), {})
-    assert "imported before stages" not in run_python(IPP_PATH.format(imports="import stages, cv2"), {})
+    assert "imported before stages" in run_python(KERNELS_AFTER_IMPORT.format(imports="import cv2, stages"), {})
+    assert "imported before stages" not in run_python(KERNELS_AFTER_IMPORT.format(imports="import stages, cv2"), {})

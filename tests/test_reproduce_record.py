@@ -4,8 +4,8 @@ and the keypoint detector's committed calls and masks on them.
 `dvc repro synthesize build-index split` runs in a temporary copy that holds the committed
 `dvc.lock` but no data; the stages must write exactly the outputs the lock records, so that
 `dvc status` finds them unchanged. The keypoint detector then calls and masks every validation
-figure as `reports/eval/per_image.csv` records. Training is not part of this
-promise (README: "Reproducing the record").
+figure as `reports/eval/per_image.csv` records. Training is not part of this promise (README:
+"Reproducing the record").
 """
 import shutil
 import subprocess
@@ -88,7 +88,7 @@ per_image_rows("keypoint", images, answers).to_csv("keypoint_answers.csv", index
 """
 
 
-def test_keypoint_detector_makes_the_committed_calls_on_validation(rebuilt):
+def test_keypoint_detector_gives_the_committed_answers_on_validation(rebuilt):
     """The training-free detector's record holds on this host: every validation figure is called
     forged or authentic, and masked, as `reports/eval/per_image.csv` records. OpenCV's kernels are
     held at AVX2 (stages/__init__.py), so an AVX-512 host and an AVX2 host give the same masks
