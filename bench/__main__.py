@@ -2,6 +2,7 @@
 
     python -m bench                      every benchmark (the repro one takes the pipeline's time)
     python -m bench metric keypoint      only these
+    python -m bench jpeg                 the keypoint detector by forgery kind on recompressed figures (bench/jpeg_kinds.py)
     python -m bench cmfd --root DIR --name NAME   detectors on a converted CMFD benchmark (bench/cmfd.py)
 
 Each benchmark replaces its own section of reports/bench.json, so they can be re-run one by one.
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "predict": "bench.predict_speed",
     "repro": "bench.repro_time",
     "report": "bench.report_speed",
+    "jpeg": "bench.jpeg_kinds",
 }
 
 
