@@ -18,12 +18,13 @@ REPORT = Path("reports/bench.json")
 
 
 def machine() -> dict:
-    """The host, with the kernels NumPy and OpenCV's IPP picked on it: their last bits can move a
-    borderline detection, so a reader can tell which processor a number came from."""
+    """The host, with the kernels NumPy, OpenCV's IPP and OpenCV's own dispatch picked on it (in
+    `opencv_cpu`, a "?" marks a kernel set left unused): their last bits can move a borderline
+    detection, so a reader can tell which processor a number came from."""
     info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "numpy_simd": np.__config__.CONFIG["SIMD Extensions"].get("found", []),
-            "opencv_ipp": cv2.ipp.getIppVersion()}
+            "opencv_ipp": cv2.ipp.getIppVersion(), "opencv_cpu": cv2.getCPUFeaturesLine()}
     try:
         import torch
 
