@@ -269,7 +269,7 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
 
 
 def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike():
-    from stages.common.copymove import keeps_grain_inside
+    from stages.common.copymove import is_pasted, keeps_grain_inside
     from stages.common.keypoint import VerifiedCopy
 
     rng = np.random.default_rng(7)
@@ -280,10 +280,10 @@ def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike(
         figure[45:75, x + 5: x + 35] += inside if grain is not None else rng.normal(0, 8, (30, 30))
     shift = np.float64([[1, 0, 90], [0, 1, 0]])
 
-    def event(work, rows=slice(40, 80)):
+    def event(work, rows=slice(40, 80), inliers=30):
         source = np.zeros(work.shape, bool)
         source[rows, 30:70] = True
-        return [VerifiedCopy(source, warp_mask(source, shift), shift, 30, 0.9, 0.3, False)]
+        return [VerifiedCopy(source, warp_mask(source, shift), shift, inliers, 0.9, 0.3, False)]
 
     look_alike = WorkingImage.of(np.clip(figure, 0, 255).astype(np.uint8))
     assert not keeps_grain_inside(look_alike, event(look_alike), PARAMS.min_interior_grain)
@@ -293,6 +293,10 @@ def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike(
     assert keeps_grain_inside(pasted, event(pasted), PARAMS.min_interior_grain)
     # a copy too thin to have an inside is not judged by it
     assert keeps_grain_inside(look_alike, event(look_alike, rows=slice(40, 44)), PARAMS.min_interior_grain)
+    # ... and an event backed by more inliers than look-alikes gather is not judged by it either:
+    # a JPEG re-quantises the grain inside a copy
+    assert not is_pasted(look_alike, event(look_alike), PARAMS)
+    assert is_pasted(look_alike, event(look_alike, inliers=PARAMS.strong_inliers), PARAMS)
 
 
 def test_a_refinement_that_stretches_one_axis_is_refused():
