@@ -32,6 +32,8 @@ from stages.common.keypoint import (
     grain_peak,
     image_score,
     is_drawn_tone,
+    INK_MARGIN,
+    LETTERING_SHARE,
     is_lettering,
     local_ncc,
     pasted_copies,
@@ -418,6 +420,34 @@ def test_pictures_are_not_lettering():
     assert saturated[around].min() == 0 and saturated[around].max() == 255  # both ends, but solid
     tissue = textured_background(rng, 320, 384)
     assert not any(is_lettering(image, around) for image in (cells, saturated, tissue))
+
+
+def jpeg_roundtrip(gray: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+
+
+def thin_labels() -> list[np.ndarray]:
+    """A microscope's data bar (small white letters on black) and a panel title (black on white)."""
+    bar = np.zeros((24, 240), np.uint8)
+    cv2.putText(bar, "HV=80.0kV  Mag: 8000x", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1, cv2.LINE_AA)
+    title = np.full((30, 240), 255, np.uint8)
+    cv2.putText(title, "0 h   Vehicle", (4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    return [bar, title]
+
+
+@pytest.mark.parametrize("quality", [None, 90, 75])
+def test_thin_lettering_on_a_plain_margin_is_lettering(quality):
+    # Anti-aliasing and a JPEG's ringing leave too little of thin ink near its end for the
+    # black-and-white test; the plain margin around it tells the label from a picture.
+    for label in thin_labels():
+        label = label if quality is None else jpeg_roundtrip(label, quality)
+        region = np.zeros(label.shape, bool)
+        region[2:-2, 2:60] = True
+        values = label[region]
+        assert min((values <= INK_MARGIN).mean(), (values >= 255 - INK_MARGIN).mean()) < LETTERING_SHARE
+        assert is_lettering(label, region)
 
 
 def test_a_drawn_tone_spikes_where_a_noisy_ground_spreads():

@@ -77,6 +77,10 @@ STROKE_WIDTH = 5  # in strokes thinner than this, that one erosion wipes out ...
 INK_SOLID_SHARE = 0.3  # ... leaving less than this share of the ink (a saturated cell keeps 0.65)
 PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and white; its ink lies within INK_MARGIN
 LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
+# Anti-aliasing and a JPEG's ringing spread thin ink away from its end (is_thin_lettering): within THIN_INK_MARGIN
+# of one end lies the plain margin, PLAIN_MARGIN_SHARE of the region at least, and of the other the ink,
+# THIN_INK_SHARE (labels at quality 75: 0.08 to 0.16; a turned copy with a black ground: 0.31 margin).
+THIN_INK_MARGIN, PLAIN_MARGIN_SHARE, THIN_INK_SHARE = 48, 0.45, 0.04
 TONE_SPIKE = 2.0  # a drawn tone's level holds this many times the pixels of the levels beside it (is_drawn_tone)
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
@@ -758,8 +762,26 @@ def is_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
     dark = region & (gray8 <= INK_MARGIN)
     bright = region & (gray8 >= 255 - INK_MARGIN)
     if min(dark.sum(), bright.sum()) < LETTERING_SHARE * len(values):
-        return False
+        return is_thin_lettering(gray8, region)
     return in_strokes(dark) or in_strokes(bright)
+
+
+def is_thin_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
+    """Small or recompressed lettering: on a plain margin (PLAIN_MARGIN_SHARE of the region within
+    THIN_INK_MARGIN levels of one end), ink in strokes holding THIN_INK_SHARE of it within as many
+    levels of the other end.
+
+    Anti-aliasing blurs a small font's strokes, and a JPEG rings around them: their ink no longer
+    lies near its end. On the validation figures recompressed at quality 75, the repeated letters
+    of labels ("V" of "kV", "h" of "0 h") kept 0.04 to 0.08 of their region within INK_MARGIN of
+    it, and every authentic figure called forged was such a label. The plain margin around them
+    stays at its end, while a picture's ground is seldom that plain over half a copy.
+    """
+    dark = region & (gray8 <= THIN_INK_MARGIN)
+    bright = region & (gray8 >= 255 - THIN_INK_MARGIN)
+    margin, ink = (dark, bright) if dark.sum() >= bright.sum() else (bright, dark)
+    area = region.sum()
+    return margin.sum() >= PLAIN_MARGIN_SHARE * area and ink.sum() >= THIN_INK_SHARE * area and in_strokes(ink)
 
 
 def in_strokes(ink: np.ndarray) -> bool:
