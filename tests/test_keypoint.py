@@ -450,6 +450,21 @@ def test_thin_lettering_on_a_plain_margin_is_lettering(quality):
         assert is_lettering(label, region)
 
 
+def test_lamps_on_a_dark_ground_are_not_thin_lettering():
+    # A plain dark ground and bright ink at the other end, in thin rims, as a label's; but each rim
+    # rings a glowing core that one erosion leaves, where it wipes out a label's hairlines.
+    rng = np.random.default_rng(0)
+    night = np.clip(rng.normal(12, 4, (120, 200)), 0, 255).astype(np.uint8)
+    for x in (50, 150):
+        cv2.circle(night, (x, 60), 22, 220, 2, cv2.LINE_AA)
+        cv2.circle(night, (x, 60), 8, 215, -1, cv2.LINE_AA)
+        night[59:61, x - 1:x + 1] = 255
+    lamps = np.zeros(night.shape, bool)
+    lamps[30:90, 20:80] = lamps[30:90, 120:180] = True
+    assert (night[lamps] >= 255 - INK_MARGIN).mean() < LETTERING_SHARE  # judged as thin lettering would be
+    assert not is_lettering(night, lamps)
+
+
 def test_a_drawn_tone_spikes_where_a_noisy_ground_spreads():
     rng = np.random.default_rng(0)
     ground = np.bincount(np.clip(np.rint(rng.normal(5.0, 3.0, 20_000)), 0, 255).astype(int), minlength=256)

@@ -79,8 +79,9 @@ PURE_INK, INK_MARGIN = 2, 24  # lettering reaches within PURE_INK of black and w
 LETTERING_SHARE = 0.1  # ... of each, and holds this share of the region at each end
 # Anti-aliasing and a JPEG's ringing spread thin ink away from its end (is_thin_lettering): within THIN_INK_MARGIN
 # of one end lies the plain margin, PLAIN_MARGIN_SHARE of the region at least, and of the other the ink,
-# THIN_INK_SHARE (labels at quality 75: 0.08 to 0.16; a turned copy with a black ground: 0.31 margin).
-THIN_INK_MARGIN, PLAIN_MARGIN_SHARE, THIN_INK_SHARE = 48, 0.45, 0.04
+# THIN_INK_SHARE (labels at quality 75: 0.08 to 0.16; a turned copy with a black ground: 0.31 margin), in
+# strokes one erosion leaves under THIN_STROKE_SHARE of (labels: none; two lamps' bright rims on a dark bush: 0.2).
+THIN_INK_MARGIN, PLAIN_MARGIN_SHARE, THIN_INK_SHARE, THIN_STROKE_SHARE = 48, 0.45, 0.04, 0.05
 TONE_SPIKE = 2.0  # a drawn tone's level holds this many times the pixels of the levels beside it (is_drawn_tone)
 PERIODIC_SHARE = 0.3  # share of one more step of the transform that matches, marking a lattice
 PERIODIC_MIN_STEP = 0.2  # share of the source that one more step must keep in the image to be judged
@@ -768,25 +769,27 @@ def is_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
 
 def is_thin_lettering(gray8: np.ndarray, region: np.ndarray) -> bool:
     """Small or recompressed lettering: on a plain margin (PLAIN_MARGIN_SHARE of the region within
-    THIN_INK_MARGIN levels of one end), ink in strokes holding THIN_INK_SHARE of it within as many
-    levels of the other end.
+    THIN_INK_MARGIN levels of one end), ink holding THIN_INK_SHARE of it within as many levels of
+    the other end, in strokes so thin that one erosion wipes out all but THIN_STROKE_SHARE of them.
 
     Anti-aliasing blurs a small font's strokes, and a JPEG rings around them: their ink no longer
     lies near its end. On the validation figures recompressed at quality 75, the repeated letters
     of labels ("V" of "kV", "h" of "0 h") kept 0.04 to 0.08 of their region within INK_MARGIN of
     it, and every authentic figure called forged was such a label. The plain margin around them
-    stays at its end, while a picture's ground is seldom that plain over half a copy.
+    stays at its end, while a picture's ground is seldom that plain over half a copy; where it is
+    (two lamps on a dark bush, their bright rims in thin arcs), the ink is not all hairlines.
     """
     dark = region & (gray8 <= THIN_INK_MARGIN)
     bright = region & (gray8 >= 255 - THIN_INK_MARGIN)
     margin, ink = (dark, bright) if dark.sum() >= bright.sum() else (bright, dark)
     area = region.sum()
-    return margin.sum() >= PLAIN_MARGIN_SHARE * area and ink.sum() >= THIN_INK_SHARE * area and in_strokes(ink)
+    return (margin.sum() >= PLAIN_MARGIN_SHARE * area and ink.sum() >= THIN_INK_SHARE * area
+            and in_strokes(ink, THIN_STROKE_SHARE))
 
 
-def in_strokes(ink: np.ndarray) -> bool:
-    """True when one erosion by a STROKE_WIDTH disc leaves under INK_SOLID_SHARE of the ink."""
-    return cv2.erode(ink.astype(np.uint8), disc(STROKE_WIDTH)).sum() < INK_SOLID_SHARE * ink.sum()
+def in_strokes(ink: np.ndarray, solid_share: float = INK_SOLID_SHARE) -> bool:
+    """True when one erosion by a STROKE_WIDTH disc leaves under `solid_share` of the ink."""
+    return cv2.erode(ink.astype(np.uint8), disc(STROKE_WIDTH)).sum() < solid_share * ink.sum()
 
 
 def is_periodic(work: WorkingImage, transform: np.ndarray, source: np.ndarray, copy: np.ndarray, grain: float,
