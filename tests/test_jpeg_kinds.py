@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bench.jpeg_kinds as jpeg_kinds
@@ -12,6 +11,7 @@ from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.detectors import keypoint_prediction
 from stages.common.evaluation import labelled_images, summarize
+from stages.common.index import build_index, usable_rows
 from stages.common.kinds import read_meta
 from stages.common.synth import generate_dataset
 
@@ -22,11 +22,8 @@ def figures(tmp_path_factory):
     synth = dataclasses.replace(load_params().synth, n_cases=4, n_test=0, forged_share=1.0, min_side=160, max_side=224)
     root = tmp_path_factory.mktemp("jpeg") / "synthetic"
     generate_dataset(synth, root)
-    meta = read_meta(root)
-    rows = pd.DataFrame({"case_id": meta["case_id"], "label": meta["label"],
-                         "image_path": [f"train_images/{label}/{cid}.png" for cid, label in zip(meta["case_id"], meta["label"])],
-                         "mask_path": [f"train_masks/{cid}.npy" for cid in meta["case_id"]]})
-    return list(labelled_images(rows, root, 10**8)), meta
+    rows = usable_rows(build_index(root, 10**8))
+    return list(labelled_images(rows, root, 10**8)), read_meta(root)
 
 
 def test_as_published_recompresses_at_the_figure_size_and_loses_more_at_lower_quality(figures):
