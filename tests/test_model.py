@@ -148,6 +148,18 @@ def test_checkpoint_round_trips(tmp_path, arch):
     assert list(path.parent.iterdir()) == [path]  # the atomic write left no temporary file
 
 
+def test_equal_checkpoints_are_equal_bytes(tmp_path):
+    """DVC hashes the checkpoint: equal weights written twice must give equal files, whatever
+    temporary name each write went through."""
+    params = tiny_params("seed")
+    torch.manual_seed(0)
+    model = build_model(params)
+    first, second = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt"
+    save_checkpoint(first, model, params, epoch=1)
+    save_checkpoint(second, model, params, epoch=1)
+    assert first.read_bytes() == second.read_bytes()
+
+
 def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="checkpoint not found"):
         load_model(tmp_path / "model.pt")

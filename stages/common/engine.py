@@ -34,9 +34,8 @@ from stages.common.config import InferParams, Params, TrainParams
 from stages.common.dataset import ForgeryDataset, collate_fn, seed_worker
 from stages.common.distributed import DistContext, sum_across_processes
 from stages.common.infer import answer, detect
-from stages.common.io import atomic_path
 from stages.common.metric import image_auc, image_score
-from stages.common.model import evidence_channels, unwrap
+from stages.common.model import evidence_channels, save_torch, unwrap
 
 RESUME_FORMAT = 1
 VALIDATION_SEED = 12345  # proposal sampling in the validation-loss pass, the same every epoch
@@ -364,8 +363,7 @@ def save_resume_checkpoint(path: Path, fingerprint: str, state: TrainState, mode
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_resume_checkpoint(path: Path, fingerprint: str, model: nn.Module, optimizer, scheduler,

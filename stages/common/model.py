@@ -265,8 +265,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_params: ModelParam
         "class_names": list(CLASS_NAMES),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
+
+
+def save_torch(obj: object, path: str | Path) -> None:
+    """`torch.save` to `path`, atomically and byte for byte reproducibly.
+
+    Saved through an open file, not a path: torch names the archive's records after the path it
+    is given, and the temporary one's random name made every checkpoint's bytes (and so its DVC
+    hash) differ between runs whose weights were equal.
+    """
+    with atomic_path(path) as tmp, tmp.open("wb") as file:
+        torch.save(obj, file)
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
