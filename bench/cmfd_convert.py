@@ -20,7 +20,6 @@ re-quantises copy and source differently, which is the evidence the detector lea
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from stages.common.io import IMAGE_SUFFIXES, write_csv
+from stages.common.io import IMAGE_SUFFIXES, jpeg_roundtrip, write_csv
 from stages.common.rle import encode_instances
 
 MASK_SUFFIX = "_mask"
@@ -97,21 +96,12 @@ def read_mask(path: Path, image_hw: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def recompressed(rgb: Image.Image, quality: int) -> Image.Image:
-    """`rgb` as a reader decodes it from a JPEG of `quality` (4:2:0 chroma, Pillow's default)."""
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
-
-
 def solution_row(item: BenchmarkImage, folder: Path, jpeg: int | None = None) -> dict:
     """Write the image as PNG into `folder`, first through a JPEG of quality `jpeg` if given; its solution row."""
     with Image.open(item.image) as im:
         rgb = im.convert("RGB")
     if jpeg is not None:
-        rgb = recompressed(rgb, jpeg)
+        rgb = Image.fromarray(jpeg_roundtrip(np.asarray(rgb), jpeg))
     rgb.save(folder / f"{item.case_id}.png")
     if item.mask is None:
         return {"case_id": item.case_id, "annotation": AUTHENTIC, "shape": AUTHENTIC}

@@ -7,7 +7,7 @@ Every built-in figure is saved lossless after its copy is pasted (some were JPEG
 so a pasted copy repeats its source's grain exactly, and the validation table in
 reports/metrics.json cannot show what a journal's recompression does: it re-quantises each 8x8
 block, copy and source differently. Here each figure goes through a JPEG of each quality at its
-own size (bench/cmfd_convert.py `recompressed`, as the CVIP sets are), then the detector. Writes
+own size (stages/common/io.py `jpeg_roundtrip`, as the CVIP sets are), then the detector. Writes
 reports/bench.json "jpeg_kinds": per quality, the oF1 beside its all-authentic floor, the share of
 authentic figures called forged, and per forgery kind the share of its figures called forged and
 of its instances found (stages/common/kinds.py `per_kind_report`).
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
-from bench.cmfd_convert import JPEG_QUALITIES, recompressed
+from bench.cmfd_convert import JPEG_QUALITIES
 from bench.report import update_report
 from stages.common.config import KeypointParams, load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.detectors import keypoint_prediction
 from stages.common.evaluation import LabelledImage, labelled_images, per_image_rows, per_instance_rows, summarize
+from stages.common.io import jpeg_roundtrip
 from stages.common.kinds import per_kind_report, read_meta
 
 DEFAULT_QUALITIES = (90, 75)
@@ -39,7 +39,7 @@ def as_published(image: np.ndarray, quality: int | None) -> np.ndarray:
     """The RGB figure as a reader decodes it after a JPEG of `quality`; unchanged where None."""
     if quality is None:
         return image
-    return np.asarray(recompressed(Image.fromarray(image), quality))
+    return jpeg_roundtrip(image, quality)
 
 
 def score_at(images: list[LabelledImage], meta: pd.DataFrame, quality: int | None, params: KeypointParams) -> dict:

@@ -5,11 +5,12 @@ import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common.io import InputError, OutputError, atomic_path, load_mask, read_image, write_json
+from stages.common.io import InputError, OutputError, atomic_path, jpeg_roundtrip, load_mask, read_image, write_json
 
 BIG = 10**8
 
@@ -107,3 +108,25 @@ def test_pickled_mask_is_refused_without_running_it(tmp_path):
     with pytest.raises(InputError) as info:
         load_mask(tmp_path / "m.npy", (5, 6))
     assert info.value.code == "mask_unreadable"
+
+
+@pytest.mark.parametrize("quality", [50, 75, 90, 100])
+def test_jpeg_roundtrip_degrades_as_opencvs_codec_does(quality):
+    """Synthetic figures, benchmarks and tests all recompress through jpeg_roundtrip; it must give
+    the pixels OpenCV's codec gives, grey and colour, and keep the shape and dtype."""
+    rng = np.random.default_rng(quality)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), (3, 3), 0)
+    grey = np.ascontiguousarray(rgb[:, :, 1])
+    for pixels, to_bgr in ((rgb, lambda a: a[:, :, ::-1]), (grey, lambda a: a)):
+        ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(to_bgr(pixels)), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        expected = to_bgr(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED))
+        decoded = jpeg_roundtrip(pixels, quality)
+        assert decoded.shape == pixels.shape and decoded.dtype == np.uint8
+        assert np.array_equal(decoded, expected)
+        if quality < 100:
+            assert not np.array_equal(decoded, pixels)
+
+
+def test_jpeg_roundtrip_refuses_a_quality_out_of_range():
+    with pytest.raises(ValueError, match="must be 1 to 100"):
+        jpeg_roundtrip(np.zeros((8, 8), np.uint8), 0)

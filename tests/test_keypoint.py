@@ -15,6 +15,7 @@ import pytest
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
+from stages.common.io import jpeg_roundtrip
 from stages.common.metric import matched_f1
 from stages.common.synth.figures import render_figure
 from stages.common.synth.forge import forge
@@ -420,12 +421,6 @@ def test_pictures_are_not_lettering():
     assert saturated[around].min() == 0 and saturated[around].max() == 255  # both ends, but solid
     tissue = textured_background(rng, 320, 384)
     assert not any(is_lettering(image, around) for image in (cells, saturated, tissue))
-
-
-def jpeg_roundtrip(gray: np.ndarray, quality: int) -> np.ndarray:
-    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
 
 
 def thin_labels() -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import tempfile
@@ -160,6 +161,21 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         gray = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy, unlike np.asarray
+
+
+def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """`pixels` (uint8, grey or RGB) as a reader decodes them from a JPEG of `quality`, 1 to 100.
+
+    Pillow's libjpeg-turbo with its defaults (4:2:0 chroma); OpenCV's codec gives the same pixels
+    at qualities 50 to 100 (tests/test_io.py), so figures, benchmarks and tests degrade alike.
+    """
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality {quality}: must be 1 to 100")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.array(decoded)
 
 
 def load_mask(path: str | Path, image_hw: tuple[int, int] | None = None) -> np.ndarray:

@@ -8,13 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from stages.common.config import ParamsError, SynthParams
-from stages.common.io import write_csv
+from stages.common.io import jpeg_roundtrip, write_csv
 from stages.common.rle import AUTHENTIC, encode_instances
 
 from .figures import KINDS, render_figure
@@ -166,19 +165,11 @@ def _as_saved(rgb: np.ndarray, mode: str, jpeg_quality: int) -> np.ndarray:
     if mode == "L":
         grey = to_grey(rgb)
         if jpeg_quality:
-            grey = _jpeg_roundtrip(grey, jpeg_quality)
+            grey = jpeg_roundtrip(grey, jpeg_quality)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if jpeg_quality:
-        return _jpeg_roundtrip(rgb[:, :, ::-1], jpeg_quality)[:, :, ::-1].copy()
+        return jpeg_roundtrip(rgb, jpeg_quality)
     return rgb
-
-
-def _jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
-    # OpenCV's JPEG codec (libjpeg-turbo) gave identical pixels in OpenCV 4.10, 4.12, 5.0 and 5.1.
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(pixels), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not JPEG-encode a {pixels.shape} image")
-    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
 
 
 def _save(path: Path, rgb: np.ndarray, mode: str) -> None:
