@@ -20,12 +20,14 @@ from stages.common.metric import matched_f1
 from stages.common.synth.figures import render_figure
 from stages.common.synth.forge import forge
 from stages.common.keypoint import (
+    INK_MARGIN,
+    LETTERING_SHARE,
     CopyMoveInstance,
     Keypoints,
     Neighbours,
     VerifiedCopy,
-    detect_keypoints,
     WorkingImage,
+    detect_keypoints,
     evidence_map,
     fine_correlation,
     frame_transform,
@@ -33,12 +35,10 @@ from stages.common.keypoint import (
     grain_peak,
     image_score,
     is_drawn_tone,
-    INK_MARGIN,
-    LETTERING_SHARE,
     is_lettering,
     local_ncc,
-    pasted_copies,
     mirror_descriptors,
+    pasted_copies,
     working_scale,
 )
 from test_synth import needs_avx512, run_python
