@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common.figures import overlay, plt, save_figure
-from stages.common.index import usable_rows
-from stages.common.io import load_mask, read_image
+from .figures import overlay, plt, save_figure
+from .index import usable_rows
+from .io import load_mask, read_image
 
 QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
 SAMPLE_COLUMNS = 5

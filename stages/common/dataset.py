@@ -24,10 +24,10 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from stages.common.config import AugmentParams, KeypointParams, Params
-from stages.common.io import InputError, load_mask, read_image
-from stages.common.copymove import detect_copy_move
-from stages.common.keypoint import evidence_map
+from .config import AugmentParams, KeypointParams, Params
+from .copymove import detect_copy_move
+from .io import InputError, load_mask, read_image
+from .keypoint import evidence_map
 
 # An instance smaller than this after augmentation carries too little signal to learn from.
 MIN_INSTANCE_PIXELS = 4

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from stages.common.runtime import resolve_device
+from .runtime import resolve_device
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from stages.common.config import InferParams, Params, TrainParams
-from stages.common.dataset import ForgeryDataset, collate_fn, seed_worker
-from stages.common.distributed import DistContext, sum_across_processes
-from stages.common.infer import answer, detect
-from stages.common.metric import image_auc, image_score
-from stages.common.model import evidence_channels, save_torch, unwrap
+from .config import InferParams, Params, TrainParams
+from .dataset import ForgeryDataset, collate_fn, seed_worker
+from .distributed import DistContext, sum_across_processes
+from .infer import answer, detect
+from .metric import image_auc, image_score
+from .model import evidence_channels, save_torch, unwrap
 
 RESUME_FORMAT = 1
 VALIDATION_SEED = 12345  # proposal sampling in the validation-loss pass, the same every epoch

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common.io import IMAGE_SUFFIXES, InputError, load_mask, probe_image, read_image
+from .io import IMAGE_SUFFIXES, InputError, load_mask, probe_image, read_image
 
 OK = "ok"
 MASK_SUFFIX = ".npy"

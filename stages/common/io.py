@@ -2,7 +2,8 @@
 
 Every stage reads images and masks through `read_image` and `load_mask`, so every stage agrees
 on what counts as a usable file, and every stage writes through `atomic_path`, so a killed run
-never leaves a half-written output behind.
+never leaves a half-written output behind. The one JPEG round trip (`jpeg_roundtrip`) is here too:
+the generator, the JPEG benchmarks and the tests degrade figures through it, so they degrade alike.
 """
 from __future__ import annotations
 

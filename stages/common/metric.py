@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import roc_auc_score
 
-from stages.common.rle import AUTHENTIC, RLEError, decode_annotation, parse_annotation
+from .rle import AUTHENTIC, RLEError, decode_annotation, parse_annotation
 
 ID_COLUMN = "case_id"
 SOLUTION_COLUMNS = (ID_COLUMN, "annotation", "shape")

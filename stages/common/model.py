@@ -41,8 +41,8 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from stages.common.config import ModelParams
-from stages.common.io import atomic_path
+from .config import ModelParams
+from .io import atomic_path
 
 CLASS_NAMES = ("background", "forgery")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

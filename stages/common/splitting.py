@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from stages.common.io import write_csv
+from .io import write_csv
 
 FOLD_DIR = re.compile(r"fold_\d+")
 SPLIT_FILES = ("train.csv", "val.csv")

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from stages.common.config import ParamsError, SynthParams
-from stages.common.io import jpeg_roundtrip, write_csv
-from stages.common.rle import AUTHENTIC, encode_instances
-
+from ..config import ParamsError, SynthParams
+from ..io import jpeg_roundtrip, write_csv
+from ..rle import AUTHENTIC, encode_instances
 from .figures import KINDS, render_figure
 from .forge import FORGERY_KINDS, Forgery, ForgeryError, forge
 from .png import write_png

@@ -21,8 +21,7 @@ import numpy as np
 from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 from scipy import ndimage
 
-from stages.common.config import SynthParams
-
+from ..config import SynthParams
 from .canvas import Box, Figure
 from .raster import blob_distance, dilate, largest_component, median_background, resize, rotation_matrix, to_grey, warp_affine
 
