@@ -16,6 +16,7 @@ import pytest
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.io import jpeg_roundtrip
+from stages.common.masks import warp_mask
 from stages.common.metric import matched_f1
 from stages.common.synth.figures import render_figure
 from stages.common.synth.forge import forge
@@ -34,6 +35,7 @@ from stages.common.keypoint import (
     g2nn_matches,
     grain_peak,
     image_score,
+    invert,
     is_drawn_tone,
     is_lettering,
     local_ncc,
@@ -300,6 +302,28 @@ def test_grain_peaks_at_a_copy_and_not_at_a_band_cast_from_the_same_template(see
 
     copied, look_alike = peak(150, 130), peak(50, 0)
     assert copied >= 0.5 >= PARAMS.grain_peak > look_alike
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_shrunk_copy_carries_its_source_s_grain_whichever_way_it_is_judged(seed):
+    # a square of texture shrunk to half its size, and the same picture with its own noise shrunk alike
+    rng = np.random.default_rng(seed)
+    picture = cv2.GaussianBlur(rng.normal(128, 40, (240, 320)).astype(np.float32), (0, 0), 2.0)
+    gray = np.clip(picture + rng.normal(0, 6, picture.shape), 0, 255)
+    look_alike = np.clip(picture + rng.normal(0, 6, picture.shape), 0, 255)
+    gray[60:100, 200:240] = cv2.resize(gray[40:120, 40:120], (40, 40), interpolation=cv2.INTER_AREA)
+    gray[160:200, 200:240] = cv2.resize(look_alike[40:120, 40:120], (40, 40), interpolation=cv2.INTER_AREA)
+    work = WorkingImage.of(np.round(gray).astype(np.uint8))
+    shrink = np.float64([[0.5, 0, 179.75], [0, 0.5, 39.75]])  # source pixel centres onto the copy's
+    copy = np.zeros(gray.shape, bool)
+    copy[62:98, 202:238] = True
+
+    def grain(transform, region):
+        return fine_correlation(work, transform, region), fine_correlation(work, invert(transform), warp_mask(region, invert(transform)))
+
+    shrunk, enlarged = grain(shrink, copy)
+    assert shrunk == enlarged >= 0.8
+    assert max(grain(shrink + [[0, 0, 0], [0, 0, 100]], np.roll(copy, 100, axis=0))) < 0.4
 
 
 @pytest.mark.parametrize("seed", [0, 1])

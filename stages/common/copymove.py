@@ -34,14 +34,13 @@ from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
 from .extent import grown
-from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, CopyMoveInstance, VerifiedCopy, WorkingImage, event_instance,
-                       fine_correlation, grain_peak, group_events, invert, is_graphic,
+from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
+                       event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
                        keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix, to_gray,
                        transform_scale, verified_copy, working_scale)
 from .masks import disc, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
-RESCALE_TOLERANCE = 0.05  # a copy within this share of its source's size is not rescaled (refinement wobbles)
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
 INTERIOR_MARGIN = 3  # pixels between a copy's edge and the grain that tells it from a look-alike
 MIN_INTERIOR_PIXELS = 16  # fewer, and a copy is too small or thin to show any grain inside

@@ -168,7 +168,7 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> np.ndarray:
     """`pixels` (uint8, grey or RGB) as a reader decodes them from a JPEG of `quality`, 1 to 100.
 
     Pillow's libjpeg-turbo with its defaults (4:2:0 chroma); OpenCV's codec gives the same pixels
-    at qualities 50 to 100 (tests/test_io.py), so figures, benchmarks and tests degrade alike.
+    at qualities 50 to 100 (tests/test_io.py).
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality {quality}: must be 1 to 100")
