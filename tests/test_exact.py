@@ -12,7 +12,7 @@ from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended, detrended_spread,
                                  exact_proposals, fine_grain, leave_out_own_shifts, orient, strokes)
-from stages.common.keypoint import local_ncc
+from stages.common.keypoint import local_ncc, window_moments
 from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
 from test_keypoint import fluorescence_figure
@@ -187,7 +187,7 @@ def test_the_source_found_on_the_overlap_is_the_whole_image_s():
         grain = fine_grain(image)
         for d in map(np.array, shifts):
             transform = np.hstack([np.eye(2), d[:, None]]).astype(np.float64)
-            region = copied_source(grain, grain, d, transform, 20.0, PARAMS.exact)
+            region = copied_source(grain, window_moments(grain, NCC_WINDOW), grain, d, transform, 20.0, PARAMS.exact)
             expected = whole_image_source(grain, grain, d, transform, 20.0, PARAMS.exact)
             assert np.array_equal(np.zeros_like(expected) if region is None else region, expected)
             found += region is not None

@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from .config import ExactParams
 from .dense import DenseProposal
-from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix
+from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix, window_moments
 from .masks import CLEAN_REACH, clean_mask, pixels, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
@@ -75,11 +75,12 @@ def exact_proposals(gray: np.ndarray, work_hw: tuple[int, int], min_displacement
     candidates = {(o, tuple(d)) for o, ((image, shift), size) in enumerate(zip(oriented, sizes))
                   for d in correlation_peaks(spectra[size], size, image, params.min_peak, reach if shift is None else 0.0)}
     candidates |= {(o, tuple(ORIENTATIONS[o].T @ (b - _shift(oriented[o][1])))) for o, b in block_matches(small, reach)}
+    moments = window_moments(grain, NCC_WINDOW)  # every candidate correlates with the same grain
     proposals = []
     for o, d in sorted(candidates):
         (image, shift), m, d = oriented[o], ORIENTATIONS[o], np.array(d)
         transform = np.hstack([m, (m @ d + _shift(shift))[:, None]]).astype(np.float64)
-        found = copied_source(grain, image, d, transform, reach, params)
+        found = copied_source(grain, moments, image, d, transform, reach, params)
         if found is not None and not overlaps_itself(found, warp_mask(found, transform)):
             work_transform = (to_work @ homogeneous(transform) @ np.linalg.inv(to_work))[:2]
             source = cv2.resize(found.astype(np.uint8), work_hw[::-1], interpolation=cv2.INTER_NEAREST) > 0
@@ -121,7 +122,7 @@ def block_matches(gray: np.ndarray, reach: float) -> list[tuple[int, np.ndarray]
     # has most of its blocks asked, at a quarter of the cost.
     asking = np.flatnonzero((kept_rows % 2 == 0) & (kept_cols % 2 == 0))
     lookup = keys[:, :LOOKUP_DIMS]
-    dist, near = cKDTree(lookup).query(lookup[asking], k=LOOKUPS + 1, distance_upper_bound=KEY_DISTANCE)
+    dist, near = cKDTree(lookup, balanced_tree=False).query(lookup[asking], k=LOOKUPS + 1, distance_upper_bound=KEY_DISTANCE)
     query = np.broadcast_to(asking[:, None], near.shape)
     found = np.isfinite(dist) & (near != query)
     i, j = query[found], near[found]
@@ -186,14 +187,13 @@ def orient(grain: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     None for the identity, whose correlation with itself has its own rules (see correlation_peaks)."""
     if (m == np.eye(2)).all():
         return grain, None
-    h, w = grain.shape
-    out_w, out_h = np.abs(m.T @ [w - 1, h - 1]).astype(int) + 1
+    # Each orientation flips the grain's axes, after exchanging them where m does: slicing lays
+    # it out in one copy, where looking every pixel up through m took thirty times as long.
+    laid = grain if m[0, 0] else grain.T
+    oriented = np.ascontiguousarray(laid[::m[0, 1] + m[1, 1], ::m[0, 0] + m[1, 0]])
+    out_h, out_w = oriented.shape
     corners = np.array([[0, out_w - 1, 0, out_w - 1], [0, 0, out_h - 1, out_h - 1]])
-    shift = -(m @ corners).min(axis=1)
-    ys, xs = np.mgrid[:out_h, :out_w]
-    mapped = m @ np.stack([xs.ravel(), ys.ravel()])
-    x, y = mapped + shift[:, None]
-    return grain[y, x].reshape(out_h, out_w), shift
+    return oriented, -(m @ corners).min(axis=1)
 
 
 def padded_size(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -237,9 +237,10 @@ def leave_out_own_shifts(corr: np.ndarray, reach: float) -> None:
     corr[cy:cy + below + 1, cx - left:cx + right + 1][np.hypot(dx, dy) < reach] = 0.0
 
 
-def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transform: np.ndarray, reach: float,
-                  params: ExactParams) -> np.ndarray | None:
+def copied_source(grain: np.ndarray, moments: tuple[np.ndarray, np.ndarray], oriented: np.ndarray, d: np.ndarray,
+                  transform: np.ndarray, reach: float, params: ExactParams) -> np.ndarray | None:
     """The pixels x whose grain the oriented grain repeats at x + d, as a cleaned mask; None if too few.
+    `moments` are the grain's window_moments over NCC_WINDOW.
 
     Pixels that `transform` moves less than `reach` are left out: near the axis of a mirror or the
     centre of a turn, a pixel's neighbours stand in for its copy.
@@ -250,8 +251,9 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
         return None
     # Only where the grain and its moved self overlap can they agree, so all the work is done on
     # the overlap and a margin around it: every window that touches the overlap is whole within
-    # a window's width, beyond which the moved grain is 0 in the crop as in the image; and the
-    # cleaning changes nothing further than its reach from the pixels that agree.
+    # a window's width, beyond which the moved grain is 0 in the crop as in the image (so the
+    # grain's own moments, taken over the whole image, serve in the crop); and the cleaning
+    # changes nothing further than its reach from the pixels that agree.
     margin = NCC_WINDOW + CLEAN_REACH
     y0, y1 = max(0, ys.start - margin), min(h, ys.stop + margin)
     x0, x1 = max(0, xs.start - margin), min(w, xs.stop + margin)
@@ -259,7 +261,9 @@ def copied_source(grain: np.ndarray, oriented: np.ndarray, d: np.ndarray, transf
     moved[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = \
         oriented[ys.start + d[1]:ys.stop + d[1], xs.start + d[0]:xs.stop + d[0]]
     with np.errstate(invalid="ignore"):
-        agree = (local_ncc(grain[y0:y1, x0:x1], moved, NCC_WINDOW, 0.1) >= params.ncc_threshold).astype(np.uint8)
+        crop_moments = tuple(moment[y0:y1, x0:x1] for moment in moments)
+        agree = (local_ncc(grain[y0:y1, x0:x1], moved, NCC_WINDOW, 0.1, crop_moments) >= params.ncc_threshold)
+    agree = agree.astype(np.uint8)
     # Chance agreement is scattered and one opening removes it; most candidates end here, cheaply.
     if cv2.morphologyEx(agree, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).sum() < params.min_region_area:
         return None

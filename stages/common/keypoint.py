@@ -583,24 +583,32 @@ def overlaps_itself(source: np.ndarray, copy: np.ndarray) -> bool:
     return (copy & source).sum() > MAX_SELF_OVERLAP * min(copy.sum(), source.sum())
 
 
-def local_ncc(a: np.ndarray, b: np.ndarray, window: int, min_std: float) -> np.ndarray:
+def local_ncc(a: np.ndarray, b: np.ndarray, window: int, min_std: float,
+              a_moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Zero-mean normalised cross-correlation of `a` and `b` in a sliding window, from box filters.
 
     Where either side's local standard deviation is below `min_std` the correlation means nothing
     (flat areas correlate with anything up to noise) and is NaN, which fails every threshold.
+    `a_moments`, window_moments(a, window), spare their two filters where one `a` meets many `b`.
     """
-    def mean(x):
-        return cv2.blur(x, (window, window), borderType=cv2.BORDER_REFLECT)
-
-    mu_a, mu_b = mean(a), mean(b)
-    var_a = np.maximum(mean(a * a) - mu_a * mu_a, 0.0)
-    var_b = np.maximum(mean(b * b) - mu_b * mu_b, 0.0)
-    cov = mean(a * b) - mu_a * mu_b
+    mu_a, var_a = window_moments(a, window) if a_moments is None else a_moments
+    mu_b, var_b = window_moments(b, window)
+    cov = window_mean(a * b, window) - mu_a * mu_b
     textured = np.minimum(var_a, var_b) >= max(min_std**2, 1e-6)
     # Divided in place where textured: gathering and scattering the textured pixels by a boolean
     # index cost more than the division itself.
     ncc = np.full(a.shape, np.nan, dtype=np.float32)
     return np.divide(cov, np.sqrt(var_a * var_b), out=ncc, where=textured)
+
+
+def window_moments(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and variance of `x` in a sliding window."""
+    mean = window_mean(x, window)
+    return mean, np.maximum(window_mean(x * x, window) - mean * mean, 0.0)
+
+
+def window_mean(x: np.ndarray, window: int) -> np.ndarray:
+    return cv2.blur(x, (window, window), borderType=cv2.BORDER_REFLECT)
 
 
 def correlation_in(image: np.ndarray, transform: np.ndarray, box: tuple[int, int, int, int],
