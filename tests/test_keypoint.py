@@ -38,7 +38,6 @@ from stages.common.keypoint import (
     invert,
     is_drawn_tone,
     is_lettering,
-    joined_by_transform,
     local_ncc,
     mirror_descriptors,
     pasted_copies,
@@ -695,22 +694,3 @@ def test_cv2_loaded_before_stages_is_named():
     """Too late to pin: the user is told why answers may then differ from the record's."""
     assert "imported before stages" in run_python(KERNELS_AFTER_IMPORT.format(imports="import cv2, stages"), {})
     assert "imported before stages" not in run_python(KERNELS_AFTER_IMPORT.format(imports="import stages, cv2"), {})
-
-
-def test_events_that_move_by_one_transform_are_one_paste_and_a_figure_pixel_apart_are_two():
-    """The pieces of one paste move by one transform; pastes placed by hand land a pixel or more
-    apart. Shifts are compared at the figure's size: the working image here is twice it."""
-    to_work = np.diag([2.0, 2.0, 1.0])
-
-    def moved(dx: float, dy: float, score: float = 0.9) -> VerifiedCopy:
-        return dataclasses.replace(boxes_copy([(20, 20, 40)]), transform=np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]),
-                                   score=score)
-
-    piece, other_piece = moved(200.0, 60.0), moved(200.8, 60.0, 0.95)  # 0.4 figure pixels apart
-    inverse_piece = moved(-200.0, -59.6)  # the same move the other way round, 0.2 apart
-    other_paste = moved(200.0, 61.2)  # 0.6 apart
-    joined = joined_by_transform([[piece], [other_paste], [other_piece], [inverse_piece]], to_work)
-    assert [[c is piece for c in g] for g in joined] == [[True, False, False], [False]]
-    assert joined[0][1:] == [other_piece, inverse_piece] and joined[1] == [other_paste]
-    turned = dataclasses.replace(other_piece, transform=np.array([[0.96, -0.28, 200.8], [0.28, 0.96, 60.0]]))
-    assert len(joined_by_transform([[piece], [turned]], to_work)) == 2

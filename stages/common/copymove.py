@@ -18,9 +18,8 @@ A dense, exact or object proposal passes the same checks as a keypoint cluster: 
 its copy must carry its source's fine grain and not be drawn, and its event must not continue
 periodically (the weaker steps of a pattern a paste lies in are left out of its event). The
 verified copies of all paths are then grouped into events together, so a copy several paths
-find is one instance, explained by every transform that found it, and so are the pieces of one
-paste that move by one transform. Each copy of a kept event is then grown over the pixels
-around it that carry its source's noise
+find is one instance, explained by every transform that found it. Each copy of a
+kept event is then grown over the pixels around it that carry its source's noise
 (stages/common/extent.py): the paths mark a copy where their evidence lies, a paste reaches
 over the smooth stretches too.
 """
@@ -37,8 +36,8 @@ from .exact import exact_proposals
 from .extent import grown
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
-                       joined_by_transform, keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix,
-                       to_gray, transform_scale, verified_copy, working_scale)
+                       keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix, to_gray,
+                       transform_scale, verified_copy, working_scale)
 from .masks import disc, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
@@ -68,11 +67,11 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     # passes for a picture. It is judged on the masks the paths found: a mask grown over the
     # picture around a label would outvote the label's flat tones.
     instances = [event_instance(group, (height, width), to_work) for group in events]
-    kept = joined_by_transform([group for group, instance in zip(events, instances)
-                                if not is_graphic(gray, instance.mask)], to_work)
-    if params.extent.enabled:
-        kept = [[grown(work, copy, params.extent) for copy in group] for group in kept]
-    return [event_instance(group, (height, width), to_work) for group in kept]
+    kept = [(group, instance) for group, instance in zip(events, instances) if not is_graphic(gray, instance.mask)]
+    if not params.extent.enabled:
+        return [instance for _, instance in kept]
+    return [event_instance([grown(work, copy, params.extent) for copy in group], (height, width), to_work)
+            for group, _ in kept]
 
 
 def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

@@ -92,7 +92,6 @@ STEP_GRAIN_SHARE = 0.2
 PATTERN_PEAK_SHARE = 0.9  # a periodic copy whose grain peaks this share of its event's best makes the event a pattern
 # Events.
 MERGE_OVERLAP = 0.2  # regions sharing this share of the smaller one belong to one event
-SAME_SHIFT, SAME_LINEAR = 0.5, 0.03  # figure pixels and matrix entries within which two events move alike
 MAX_EVENT_BLOBS = 6  # the competition's events have 2 to 5 blobs; more is a repeated pattern
 # A blob under this share of its event's largest is a sliver a copy's mask leaves beside a neighbouring
 # lane or panel, not another paste: a copy at half its source's size still has a quarter of its area.
@@ -864,31 +863,6 @@ def group_events(copies: list[VerifiedCopy]) -> list[list[VerifiedCopy]]:
     labels = _components(edges, len(copies))
     groups = [[c for c, label in zip(copies, labels) if label == g] for g in np.unique(labels)]
     return sorted(groups, key=lambda g: max(c.score for c in g), reverse=True)
-
-
-def joined_by_transform(events: list[list[VerifiedCopy]], to_work: np.ndarray) -> list[list[VerifiedCopy]]:
-    """The events, those that move by one transform joined into one, in the order of their first.
-
-    One paste can fall apart into events whose regions do not touch, where a stretch of it fails
-    the checks (a flat or drawn band across it): scored as two instances, its halves halve the
-    figure's score. Its pieces move by one transform, to a fraction of a pixel, while two objects
-    pasted by hand rarely land within SAME_SHIFT figure pixels of one shift: across the training
-    and validation figures and CVIP's photos, events that close were always pieces of one paste,
-    and two pastes that shared a shift lay 1 px or more apart. Transforms are compared at the
-    figure's size (`to_work` takes its pixels to working ones), either way round.
-    """
-    to_original = np.linalg.inv(to_work)
-    moves = [[to_original @ homogeneous(c.transform) @ to_work for c in g] for g in events]
-    edges = np.array([(i, j) for i in range(len(events)) for j in range(i + 1, len(events))
-                      if any(same_move(a, b) for a in moves[i] for b in moves[j])], dtype=np.int64).reshape(-1, 2)
-    labels = _components(edges, len(events))  # numbered in the order of each component's first event
-    return [[c for g, label in zip(events, labels) if label == k for c in g] for k in np.unique(labels)]
-
-
-def same_move(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when 3x3 transforms `a` and `b`, or `a` and b's inverse, agree within SAME_LINEAR and SAME_SHIFT."""
-    return any(np.abs(a[:2, :2] - m[:2, :2]).max() <= SAME_LINEAR and np.hypot(*(a[:2, 2] - m[:2, 2])) <= SAME_SHIFT
-               for m in (b, np.linalg.inv(b)))
 
 
 def pasted_copies(group: list[VerifiedCopy], min_area: int) -> list[VerifiedCopy]:
