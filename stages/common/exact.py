@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from .config import ExactParams
 from .dense import DenseProposal
-from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix, window_moments
+from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix, window_mean, window_moments
 from .masks import CLEAN_REACH, clean_mask, pixels, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
@@ -152,9 +152,8 @@ def fine_grain(gray: np.ndarray) -> np.ndarray:
     image = gray.astype(np.float32)
     noise = image - cv2.medianBlur(gray, 3).astype(np.float32)
     noise[strokes(noise)] = 0.0
-    window = (SPREAD_WINDOW, SPREAD_WINDOW)
-    spread = np.sqrt(cv2.blur(noise * noise, window, borderType=cv2.BORDER_REFLECT))
-    noisy_share = cv2.blur((np.abs(noise) >= NOISE_FLOOR).astype(np.float32), window, borderType=cv2.BORDER_REFLECT)
+    spread = np.sqrt(window_mean(noise * noise, SPREAD_WINDOW))
+    noisy_share = window_mean((np.abs(noise) >= NOISE_FLOOR).astype(np.float32), SPREAD_WINDOW)
     imaged = (noisy_share >= MIN_NOISY_SHARE) & (spread >= NOISE_FLOOR) & ~overlay(gray)
     normalised = np.where(imaged, noise / np.maximum(spread, NOISE_FLOOR), 0.0)
     return np.clip(normalised, -GRAIN_CLIP, GRAIN_CLIP).astype(np.float32)
