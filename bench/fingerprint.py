@@ -26,7 +26,7 @@ from bench.report import machine
 from stages.common.config import KeypointParams, load_params
 from stages.common.copymove import dense_copies, detect_copy_move, exact_copies
 from stages.common.io import list_images, read_image
-from stages.common.keypoint import WorkingImage, detect_keypoints, keypoint_copies, resize_gray, to_gray, working_scale
+from stages.common.keypoint import detect_keypoints, keypoint_copies, to_gray, working_image
 from stages.common.objects import look_alikes
 
 IMAGES = Path("data/synthetic/test_images")
@@ -57,8 +57,7 @@ def digest(value: object) -> str:
 def step_digests(image: np.ndarray, params: KeypointParams) -> dict[str, str]:
     """Each step's digest, in the order the detector takes them (stages/common/copymove.py)."""
     gray = to_gray(image)
-    scale = working_scale(*gray.shape, params.max_side, params.min_side, params.min_short_side)
-    work = WorkingImage.of(resize_gray(gray, scale), pixel=scale)
+    work = working_image(gray, params)
     steps: dict[str, Callable[[], object]] = {
         "working image": lambda: work,
         "SIFT keypoints": lambda: detect_keypoints(work.gray8, params.sift_contrast),

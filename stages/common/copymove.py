@@ -36,8 +36,8 @@ from .exact import exact_proposals
 from .extent import grown
 from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
-                       keypoint_copies, pasted_copies, refine_transform, resize_gray, scale_matrix, to_gray,
-                       transform_scale, verified_copy, working_scale)
+                       keypoint_copies, pasted_copies, refine_transform, scale_matrix, to_gray, transform_scale,
+                       verified_copy, working_image)
 from .masks import disc, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
@@ -55,8 +55,7 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     height, width = gray.shape
     if min(height, width) < MIN_IMAGE_SIDE:
         return []
-    scale = working_scale(height, width, params.max_side, params.min_side, params.min_short_side)
-    work = WorkingImage.of(resize_gray(gray, scale), pixel=scale)
+    work = working_image(gray, params)
     copies = path_copies(gray, work, params)
     events = [pasted_copies(g, params.min_region_area) for g in group_events(copies)]
     events = [g for g in events if g and is_pasted(work, g, params)]

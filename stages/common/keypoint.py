@@ -236,6 +236,12 @@ def working_scale(height: int, width: int, max_side: int, min_side: int, min_sho
     return float(scale)
 
 
+def working_image(gray: np.ndarray, params: KeypointParams) -> WorkingImage:
+    """The uint8 grayscale figure at the working size (`working_scale`), in the forms the dense checks compare."""
+    scale = working_scale(*gray.shape, params.max_side, params.min_side, params.min_short_side)
+    return WorkingImage.of(resize_gray(gray, scale), pixel=scale)
+
+
 def scale_matrix(work_hw: tuple[int, int], original_hw: tuple[int, int]) -> np.ndarray:
     """3x3 map from original to working pixel coordinates, pixel centres aligned as cv2.resize does."""
     sy, sx = work_hw[0] / original_hw[0], work_hw[1] / original_hw[1]
