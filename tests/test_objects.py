@@ -137,8 +137,12 @@ def test_ratio_test_keeps_clear_matches_and_drops_matches_among_look_alikes():
     blobs = Blobs(cores=[np.zeros((1, 2), int)] * 10, centres=centres, radii=np.full(10, 10.0),
                   polar=np.zeros((10, RINGS, ANGLES), np.float32))
     pairs = [BlobPair(a, b, ncc, np.eye(2, 3)) for a, b, ncc in [(0, 1, 0.99), (0, 2, 0.90)] + look_alikes + pasted]
-    kept = {(p.source, p.copy) for p in distinctive(pairs, blobs, rival_ratio=0.5)}
+    kept = {(p.source, p.copy) for p in distinctive(pairs, blobs, rival_ratio=0.5, min_ncc=0.0)}
     assert kept == {(0, 1)} | {(a, b) for a, b, _ in pasted if b != 5}
+    # pairs under min_ncc still count as rivals, but are not returned
+    closest = {(p.source, p.copy) for p in distinctive(pairs, blobs, rival_ratio=0.5, min_ncc=0.95)}
+    assert closest == kept
+    assert distinctive(pairs, blobs, rival_ratio=0.5, min_ncc=0.995) == []
 
 
 def test_cell_pasted_three_times_is_one_event():

@@ -87,8 +87,8 @@ def look_alikes(work: WorkingImage, min_displacement: float, params: ObjectParam
     blobs = find_blobs(work, params)
     if len(blobs.radii) < 2:
         return None
-    pairs = distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio)
-    return LookAlikes(blobs, [pair for pair in pairs if pair.ncc >= params.min_ncc])
+    return LookAlikes(blobs, distinctive(candidate_pairs(blobs, min_displacement), blobs, params.rival_ratio,
+                                         params.min_ncc))
 
 
 def object_proposals(work: WorkingImage, found: LookAlikes | None, params: ObjectParams,
@@ -105,7 +105,8 @@ def object_proposals(work: WorkingImage, found: LookAlikes | None, params: Objec
     blobs = found.blobs
     region = union([c.region for c in known], work.shape)
     moves = known_moves(known)
-    inside = np.array([region[core[:, 1], core[:, 0]].mean() > 0.5 for core in blobs.cores])
+    cores = Regions.of(blobs.cores)  # every blob's pixels looked up at once: blob by blob took 10 ms more
+    inside = 2 * cores.per_region(region[cores.points[:, 1], cores.points[:, 0]].astype(np.int64)) > cores.sizes
     pairs = [pair for pair in found.pairs
              if not (inside[pair.source] and inside[pair.copy]) and not explained(pair, blobs, moves)]
     proposals = []
@@ -274,9 +275,9 @@ def candidate_pairs(blobs: Blobs, min_displacement: float) -> list[BlobPair]:
     return [BlobPair(int(i[k]), int(j[k]), float(ncc[k]), transforms[k]) for k in plausible]
 
 
-def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list[BlobPair]:
-    """The pairs whose blobs are among each other's clear best matches, by the generalised ratio
-    test of keypoint matching (g2NN), on blobs.
+def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float, min_ncc: float) -> list[BlobPair]:
+    """The pairs of at least `min_ncc` whose blobs are among each other's clear best matches, by
+    the generalised ratio test of keypoint matching (g2NN), on blobs; every pair is a rival.
 
     With a blob's look-alikes sorted by polar distance (1 - ncc) d1 <= d2 <= ..., its matches are
     those up to the first clear jump, the first k with d_k <= rival_ratio * d_(k+1). A pasted cell
@@ -284,18 +285,21 @@ def distinctive(pairs: list[BlobPair], blobs: Blobs, rival_ratio: float) -> list
     cell in a field of round cells, whose look-alikes are all much as far, none. A blob with a
     single look-alike has nothing to compare it with and keeps it. A look-alike that lies on a
     nearer one is that object again (MSER finds one blob at several thresholds), not another.
+    Only the blobs of pairs of `min_ncc` are judged; the other pairs are their rivals.
     """
-    partners: dict[int, list[tuple[float, int]]] = {}
+    strong = [pair for pair in pairs if pair.ncc >= min_ncc]
+    partners: dict[int, list[tuple[float, int]]] = {blob: [] for pair in strong for blob in (pair.source, pair.copy)}
     for pair in pairs:
-        partners.setdefault(pair.source, []).append((1.0 - pair.ncc, pair.copy))
-        partners.setdefault(pair.copy, []).append((1.0 - pair.ncc, pair.source))
+        for blob, other in ((pair.source, pair.copy), (pair.copy, pair.source)):
+            if blob in partners:
+                partners[blob].append((1.0 - pair.ncc, other))
     centres, radii = blobs.centres.tolist(), blobs.radii.tolist()
 
     def elsewhere(a: int, b: int) -> bool:  # blob a lies off blob b
         return math.dist(centres[a], centres[b]) >= radii[b]
 
     matched = {blob: clear_matches(found, elsewhere, rival_ratio) for blob, found in partners.items()}
-    return [pair for pair in pairs if pair.copy in matched[pair.source] and pair.source in matched[pair.copy]]
+    return [pair for pair in strong if pair.copy in matched[pair.source] and pair.source in matched[pair.copy]]
 
 
 def clear_matches(found: list[tuple[float, int]], elsewhere: Callable[[int, int], bool], rival_ratio: float) -> set[int]:
