@@ -9,8 +9,10 @@ reports/metrics.json cannot show what a journal's recompression does: it re-quan
 block, copy and source differently. Here each figure goes through a JPEG of each quality at its
 own size (stages/common/io.py `jpeg_roundtrip`, as the CVIP sets are), then the detector. Writes
 reports/bench.json "jpeg_kinds": per quality, the oF1 beside its all-authentic floor, the share of
-authentic figures called forged, and per forgery kind the share of its figures called forged and
-of its instances found (stages/common/kinds.py `per_kind_report`).
+authentic figures called forged, and per forgery kind the share of its figures called forged, of
+its instances found, and the precision and recall of the masks that overlap their instances: a
+recompressed copy is often found with a mask that lies on it but covers only part of it
+(stages/common/kinds.py `per_kind_report`).
 """
 from __future__ import annotations
 
@@ -49,8 +51,8 @@ def score_at(images: list[LabelledImage], meta: pd.DataFrame, quality: int | Non
              for im in tqdm(images, desc=f"jpeg kinds ({name})", unit="img")]
     summary = summarize([im.truth for im in images], preds)
     kinds = per_kind_report(per_image_rows("keypoint", images, preds), meta, per_instance_rows("keypoint", images, preds))
-    forgery_kinds = {kind: {k: row[k] for k in ("n_forged", "detection_rate", "n_instances", "instances_found") if k in row}
-                     for kind, row in kinds["forgery_kind"].items()}
+    kept = ("n_forged", "detection_rate", "n_instances", "instances_found", "instance_precision", "instance_recall")
+    forgery_kinds = {kind: {k: row[k] for k in kept if k in row} for kind, row in kinds["forgery_kind"].items()}
     return {"of1": round(summary["of1"], 4), "all_authentic_of1": round(summary["all_authentic_of1"], 4),
             "false_alarm_rate": round(1.0 - summary["authentic_accuracy"], 4), "forgery_kind": forgery_kinds}
 
@@ -60,12 +62,20 @@ def jpeg_kinds(images: list[LabelledImage], meta: pd.DataFrame, qualities: list[
 
 
 def print_table(report: dict) -> None:
+    """Per quality: oF1, floor, false alarms, and per kind the figures called forged / instances
+    found, then the precision / recall of the masks that overlap their instances."""
     kinds = sorted({k for row in report.values() for k in row["forgery_kind"]})
-    print(f"{'':9s} {'oF1':>6s} {'floor':>6s} {'false':>6s}  " + "  ".join(f"{k + ' img/inst':>20s}" for k in kinds))
+    print(f"{'':9s} {'oF1':>6s} {'floor':>6s} {'false':>6s}  " + "  ".join(f"{k:>19s}" for k in kinds))
     for name, row in report.items():
         cells = [row["forgery_kind"].get(k, {}) for k in kinds]
-        print(f"{name:9s} {row['of1']:6.3f} {row['all_authentic_of1']:6.3f} {row['false_alarm_rate']:6.1%}  " + "  ".join(
-            f"{c.get('detection_rate') or 0:>9.0%}/{c.get('instances_found') or 0:<10.0%}" for c in cells))
+        print(f"{name:9s} {row['of1']:6.3f} {row['all_authentic_of1']:6.3f} {row['false_alarm_rate']:6.1%}  "
+              + "  ".join(_cell(c) for c in cells))
+
+
+def _cell(kind: dict) -> str:
+    found = f"{kind.get('detection_rate') or 0:.0%}/{kind.get('instances_found') or 0:.0%}"
+    masks = "/".join("-" if kind.get(k) is None else f"{kind[k]:.2f}" for k in ("instance_precision", "instance_recall"))
+    return f"{found:>9s} {masks:>9s}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from stages.common.evaluation import (calibration_report, labelled_images, per_i
 from stages.common.infer import answer, fit_within
 from stages.common.io import write_csv, write_json
 from stages.common.copymove import detect_copy_move
-from stages.common.kinds import per_kind_report, read_meta
+from stages.common.kinds import describe_forgery_kind, per_kind_report, read_meta
 from stages.common.model import load_model
 from stages.common.runtime import apply_threads, resolve_device
 
@@ -84,9 +84,7 @@ def main() -> None:
     for name, report in calibration.items():
         print(f"  calibration ({name}): {report}")
     for kind, row in per_kind.get("per_kind", {}).get(headline, {}).get("forgery_kind", {}).items():
-        found = f"; {row['instances_found']:.0%} of {row['n_instances']} instances found" if "n_instances" in row else ""
-        print(f"  {kind:8s} {row['n_forged']:3d} forged images, {row['detection_rate']:.0%} called forged, "
-              f"oF1 {row['of1']:.3f}{found} ({headline})")
+        print(f"  {kind:8s} {describe_forgery_kind(row)} ({headline})")
 
 
 def write_sweeps(sweep: pd.DataFrame, infer) -> None:

@@ -38,6 +38,8 @@ def test_per_instance_rows_list_every_true_instance_of_the_forged_images_only():
               LabelledImage("b", np.zeros((*hw, 3), np.uint8), [])]
     rows = per_instance_rows("keypoint", images, [Prediction([second], 0.9), Prediction([first], 0.8)])
     assert rows[["case_id", "instance", "matched_f1"]].values.tolist() == [["a", 0, 0.0], ["a", 1, 1.0]]
+    # the first instance's match lies off it; the second's covers it exactly
+    assert rows["matched_precision"].isna().tolist() == [True, False] and rows["matched_recall"].iloc[1] == 1.0
     assert (rows["detector"] == "keypoint").all()
 
 

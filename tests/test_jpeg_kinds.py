@@ -61,6 +61,8 @@ def test_the_detector_sees_each_quality_and_the_lossless_row_is_the_plain_score(
         assert set(row["forgery_kind"]) == forged_kinds
         assert all(0.0 <= kind["detection_rate"] <= 1.0 and kind["n_instances"] >= kind["n_forged"] >= 1
                    for kind in row["forgery_kind"].values())
+        assert all(kind[k] is None or 0.0 < kind[k] <= 1.0
+                   for kind in row["forgery_kind"].values() for k in ("instance_precision", "instance_recall"))
 
 
 @pytest.mark.parametrize("quality", ["0", "96"])

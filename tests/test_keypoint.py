@@ -17,7 +17,7 @@ from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.io import jpeg_roundtrip
 from stages.common.masks import warp_mask
-from stages.common.metric import matched_f1
+from stages.common.metric import instance_matches
 from stages.common.synth.figures import render_figure
 from stages.common.synth.forge import forge
 from stages.common.keypoint import (
@@ -347,7 +347,7 @@ def test_lanes_pasted_into_the_synthetic_blots_are_found():
         figure = render_figure("blot", 300, 400, rng)
         forgery = forge(figure.image, rng, synth, figure)
         found = detect_copy_move(forgery.image, PARAMS)
-        assert matched_f1([m.astype(bool) for m in forgery.masks], [i.mask for i in found])[0] >= 0.6, seed
+        assert instance_matches([m.astype(bool) for m in forgery.masks], [i.mask for i in found]).f1[0] >= 0.6, seed
 
 
 def test_instance_explains_the_copy_at_the_original_size():

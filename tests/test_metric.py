@@ -12,7 +12,7 @@ from stages.common.metric import (
     image_level_scores,
     image_score,
     instance_f1_matrix,
-    matched_f1,
+    instance_matches,
     pixel_scores,
     score,
     score_report,
@@ -161,15 +161,28 @@ def test_f1_matrix_pads_missing_predictions_with_zero_rows():
     np.testing.assert_allclose(f1, [[2 / 3, 1.0], [0.0, 0.0]])
 
 
-def test_matched_f1_gives_each_true_instance_its_match_in_the_truth_s_order():
+def test_instance_matches_give_each_true_instance_its_match_in_the_truth_s_order():
     a, b, c = (np.zeros((4, 4), dtype=bool) for _ in range(3))
     a[0, :2], b[0, :], c[3, :] = True, True, True
     # a is matched to a (F1 1), b to nothing: the one prediction serves the better match.
-    np.testing.assert_allclose(matched_f1([b, a], [a]), [0.0, 1.0])
+    np.testing.assert_allclose(instance_matches([b, a], [a]).f1, [0.0, 1.0])
     # b matched to the half of it that a is (2/3), c to c; the stray third prediction is matched to none.
-    np.testing.assert_allclose(matched_f1([b, c], [c, a, np.eye(4, dtype=bool)]), [2 / 3, 1.0])
-    np.testing.assert_array_equal(matched_f1([a, b], []), [0.0, 0.0])
-    assert matched_f1([], [a]).shape == (0,)
+    found = instance_matches([b, c], [c, a, np.eye(4, dtype=bool)])
+    np.testing.assert_allclose(found.f1, [2 / 3, 1.0])
+    # a lies wholly on b (precision 1) and covers half of it (recall 1/2)
+    np.testing.assert_allclose(found.precision, [1.0, 1.0])
+    np.testing.assert_allclose(found.recall, [0.5, 1.0])
+    none = instance_matches([a, b], [])
+    np.testing.assert_array_equal(none.f1, [0.0, 0.0])
+    assert np.isnan(none.precision).all() and np.isnan(none.recall).all()
+    assert instance_matches([], [a]).f1.shape == (0,)
+
+
+def test_an_instance_matched_to_a_prediction_off_it_has_no_precision_or_recall():
+    a, b = np.zeros((4, 4), dtype=bool), np.zeros((4, 4), dtype=bool)
+    a[0, 0], b[3, 3] = True, True
+    found = instance_matches([a], [b])
+    assert found.f1[0] == 0.0 and np.isnan(found.precision[0]) and np.isnan(found.recall[0])
 
 
 @settings(max_examples=40, deadline=None)
@@ -177,7 +190,13 @@ def test_matched_f1_gives_each_true_instance_its_match_in_the_truth_s_order():
 def test_matched_f1_averages_to_the_image_score_before_its_penalty(side, n_gt, n_pred, data):
     gt = list(data.draw(arrays(np.uint8, (n_gt, side, side), elements=st.integers(0, 1))))
     pred = list(data.draw(arrays(np.uint8, (n_pred, side, side), elements=st.integers(0, 1))))
-    assert matched_f1(gt, pred).mean() * n_gt / max(n_gt, n_pred) == pytest.approx(image_score(gt, pred))
+    found = instance_matches(gt, pred)
+    assert found.f1.mean() * n_gt / max(n_gt, n_pred) == pytest.approx(image_score(gt, pred))
+    # where they overlap, F1 is the harmonic mean of the precision and recall
+    overlap = ~np.isnan(found.precision)
+    np.testing.assert_allclose(found.f1[overlap], 2 * found.precision[overlap] * found.recall[overlap]
+                               / (found.precision[overlap] + found.recall[overlap]))
+    assert (found.f1[~overlap] == 0).all()
 
 
 def test_f1_matrix_rejects_masks_of_different_sizes():

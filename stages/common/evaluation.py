@@ -20,7 +20,7 @@ from .detectors import fuse
 from .infer import Detections, Prediction, answer
 from .io import load_mask, read_image
 from .masks import union
-from .metric import image_level_scores, image_score, matched_f1, pixel_scores
+from .metric import image_level_scores, image_score, instance_matches, pixel_scores
 from .rle import encode_instances
 
 
@@ -81,12 +81,14 @@ def per_image_rows(detector: str, images: list[LabelledImage], preds: list[Predi
 
 
 def per_instance_rows(detector: str, images: list[LabelledImage], preds: list[Prediction]) -> pd.DataFrame:
-    """One row per true instance of the forged images: its index in the mask, and the pixel F1 of the
-    prediction oF1 matches to it (metric.matched_f1)."""
-    rows = [{"case_id": im.case_id, "detector": detector, "instance": k, "matched_f1": round(float(f1), 6)}
-            for im, p in zip(images, preds) if im.is_forged
-            for k, f1 in enumerate(matched_f1(im.truth, p.instances))]
-    return pd.DataFrame(rows, columns=["case_id", "detector", "instance", "matched_f1"])
+    """One row per true instance of the forged images: its index in the mask, and the pixel F1,
+    precision and recall of the prediction oF1 matches to it (metric.instance_matches; precision
+    and recall are nan where that prediction does not overlap it)."""
+    columns = ["case_id", "detector", "instance", "matched_f1", "matched_precision", "matched_recall"]
+    matches = [(im.case_id, instance_matches(im.truth, p.instances)) for im, p in zip(images, preds) if im.is_forged]
+    rows = [[case_id, detector, k, *(round(float(v), 6) for v in values)]
+            for case_id, m in matches for k, values in enumerate(zip(m.f1, m.precision, m.recall))]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def sweep_thresholds(dets: list[Detections], truths: list[list[np.ndarray]], work_images: list[np.ndarray],

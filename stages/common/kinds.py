@@ -55,13 +55,16 @@ def _quantiles(values: pd.Series) -> dict[str, float]:
 
 def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame, instance_results: pd.DataFrame | None = None) -> dict:
     """One detector's results by kind. `results` has case_id, label, predicted and of1 per image;
-    `instance_results`, where given, case_id, instance (its mask channel) and matched_f1 per true instance.
+    `instance_results`, where given, case_id, instance (its mask channel), matched_f1,
+    matched_precision and matched_recall per true instance (evaluation.per_instance_rows).
 
     - forgery_kind: for the forged images holding an event of that kind, their number, the share
       called forged and their mean oF1 (an image with two kinds counts under both); with
       `instance_results`, also that kind's instances, the share found (matched at FOUND_F1 or
       more) and their mean matched F1. An image called forged can still miss most of its events:
-      these say which kinds are missed;
+      these say which kinds are missed. The mean precision and recall over the instances a
+      prediction overlaps say whether the masks fall short of them (recall) or spill past them
+      (precision);
     - figure_kind: false alarms on its authentic images, and the same three numbers for its forged ones.
     """
     image_kinds = meta.drop_duplicates(["case_id", "label"]).set_index(["case_id", "label"])
@@ -82,14 +85,27 @@ def per_kind_report(results: pd.DataFrame, meta: pd.DataFrame, instance_results:
     return report
 
 
+def describe_forgery_kind(row: dict) -> str:
+    """One line of a forgery kind's report (per_kind_report), for a person."""
+    line = f"{row['n_forged']:3d} forged images, {row['detection_rate']:.0%} called forged, oF1 {row['of1']:.3f}"
+    if "n_instances" in row:
+        line += f"; {row['instances_found']:.0%} of {row['n_instances']} instances found"
+    if row.get("instance_precision") is not None:
+        line += f", their masks' precision {row['instance_precision']:.2f} and recall {row['instance_recall']:.2f}"
+    return line
+
+
 def _instances_found(instance_results: pd.DataFrame, meta: pd.DataFrame) -> dict[str, dict]:
-    """Per forgery kind: n_instances, instances_found and instance_f1 (see per_kind_report)."""
+    """Per forgery kind: n_instances, instances_found, instance_f1, instance_precision and
+    instance_recall (see per_kind_report)."""
     table = instances(meta)
     table = table.assign(instance=table.groupby(["case_id", "split"]).cumcount()).drop_duplicates(["case_id", "instance"])
     joined = instance_results.join(table.set_index(["case_id", "instance"])["forgery_kind"], on=["case_id", "instance"],
                                    how="inner")
     return {kind: {"n_instances": int(len(rows)), "instances_found": _share(rows["matched_f1"] >= FOUND_F1),
-                   "instance_f1": round(float(rows["matched_f1"].mean()), 4)}
+                   "instance_f1": round(float(rows["matched_f1"].mean()), 4),
+                   "instance_precision": _mean(rows["matched_precision"]),
+                   "instance_recall": _mean(rows["matched_recall"])}
             for kind, rows in joined.groupby("forgery_kind")}
 
 
@@ -100,3 +116,8 @@ def _forged_scores(rows: pd.DataFrame) -> dict:
 
 def _share(flags: pd.Series) -> float | None:
     return round(float(flags.mean()), 4) if len(flags) else None
+
+
+def _mean(values: pd.Series) -> float | None:
+    """The mean of the values that are not nan; None where none is."""
+    return round(float(values.mean()), 4) if values.notna().any() else None

@@ -45,10 +45,18 @@ def instance_f1_matrix(pred: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarr
     Rows of zeros are appended when there are fewer predictions than true instances, as the
     published scorer does, so every true instance is matched to something.
     """
-    n_rows = max(len(pred), len(gt))
-    f1 = np.zeros((n_rows, len(gt)))
+    f1 = np.zeros((max(len(pred), len(gt)), len(gt)))
     if not pred or not gt:
         return f1
+    precision, recall = overlap_matrices(pred, gt)
+    denominator = precision + recall
+    f1[: len(pred)] = _safe_divide(2 * (precision * recall), denominator)
+    return f1
+
+
+def overlap_matrices(pred: list[np.ndarray], gt: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall), each (len(pred), len(gt)): the share of each predicted instance's
+    pixels that lie on each true instance, and the share of each true instance it covers."""
     pred_flat = _stack_flat(pred)
     gt_flat = _stack_flat(gt)
     if pred_flat.shape[1] != gt_flat.shape[1]:
@@ -57,11 +65,8 @@ def instance_f1_matrix(pred: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarr
     tp = np.array([[np.count_nonzero(p & g) for g in gt_flat] for p in pred_flat], dtype=np.int64)
     pred_area = np.count_nonzero(pred_flat, axis=1)[:, None]
     gt_area = np.count_nonzero(gt_flat, axis=1)[None, :]
-    precision = _safe_divide(tp, np.broadcast_to(pred_area, tp.shape))
-    recall = _safe_divide(tp, np.broadcast_to(gt_area, tp.shape))
-    denominator = precision + recall
-    f1[: len(pred)] = _safe_divide(2 * (precision * recall), denominator)
-    return f1
+    return (_safe_divide(tp, np.broadcast_to(pred_area, tp.shape)),
+            _safe_divide(tp, np.broadcast_to(gt_area, tp.shape)))
 
 
 def image_score(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> float:
@@ -71,26 +76,46 @@ def image_score(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> flo
     """
     if not gt_masks or not pred_masks:
         return float(not gt_masks and not pred_masks)
-    matched, _ = _matching(gt_masks, pred_masks)
+    f1, rows, cols = _matching(gt_masks, pred_masks)
     excess_penalty = len(gt_masks) / max(len(pred_masks), len(gt_masks))
-    return float(np.mean(matched) * excess_penalty)
+    return float(np.mean(f1[rows, cols]) * excess_penalty)
 
 
-def matched_f1(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> np.ndarray:
-    """Each true instance's pixel F1 with the predicted instance that image_score matches to it, in
-    the truth's order; 0 where none is (fewer predictions, or none)."""
-    found = np.zeros(len(gt_masks))
+@dataclass(frozen=True)
+class InstanceMatches:
+    """Each true instance's match in image_score's matching, in the truth's order."""
+
+    f1: np.ndarray  # pixel F1 with its matched prediction; 0 where none is (fewer predictions, or none)
+    precision: np.ndarray  # share of that prediction's pixels on the instance; nan where none overlaps it
+    recall: np.ndarray  # share of the instance that prediction covers; nan where none overlaps it
+
+
+def instance_matches(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> InstanceMatches:
+    """How the prediction image_score matches to each true instance covers it.
+
+    F1 alone cannot say whether a mask missed its instance, fell short of it or spilled past it:
+    precision and recall can, where the two overlap.
+    """
+    n = len(gt_masks)
+    f1, precision, recall = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
     if gt_masks and pred_masks:
-        matched, columns = _matching(gt_masks, pred_masks)
-        found[columns] = matched
-    return found
+        matrix, rows, cols = _matching(gt_masks, pred_masks)
+        f1[cols] = matrix[rows, cols]
+        overlaps = rows < len(pred_masks)
+        rows, cols = rows[overlaps], cols[overlaps]
+        pred_share, gt_share = overlap_matrices(pred_masks, gt_masks)
+        covering = pred_share[rows, cols] > 0
+        precision[cols[covering]] = pred_share[rows, cols][covering]
+        recall[cols[covering]] = gt_share[rows, cols][covering]
+    return InstanceMatches(f1=f1, precision=precision, recall=recall)
 
 
-def _matching(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The Hungarian matching that maximises F1: the matched F1s and their true instances' indices."""
+def _matching(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Hungarian matching that maximises F1: the F1 matrix (predictions, padded, by truths) and
+    the matched rows and columns."""
     f1 = instance_f1_matrix(pred_masks, gt_masks)
     rows, cols = linear_sum_assignment(f1, maximize=True)
-    return f1[rows, cols], cols
+    return f1, rows, cols
 
 
 def score_row(solution_annotation: str, submission_annotation: str, shape: tuple[int, int] | str) -> float:
