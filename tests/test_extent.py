@@ -8,9 +8,9 @@ import numpy as np
 
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
-from stages.common.extent import grown
-from stages.common.keypoint import VerifiedCopy, WorkingImage, invert
-from stages.common.masks import warp_mask
+from stages.common.extent import grown, grown_exactly
+from stages.common.keypoint import CopyMoveInstance, VerifiedCopy, WorkingImage, invert
+from stages.common.masks import dilated, warp_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, textured_scene, union
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").keypoint
@@ -82,3 +82,62 @@ def test_a_copy_that_would_lie_on_its_own_source_is_left_as_found():
     image = np.tile(noisy(np.full((120, 12), 180.0, np.float32), rng, 2.0), (1, 14))
     start = verified(box(image.shape, 80, 50, 12, 12), np.array([[1.0, 0, 12], [0, 1, 0]]))
     assert grown(WorkingImage.of(image), start, PARAMS.extent) is start
+
+
+def noiseless_tower_photo(rng: np.random.Generator) -> np.ndarray:
+    """The tower photo as a camera's compression leaves it: the lamp textured, the tower's body a
+    smooth cylinder's shading with no noise at all, the sky noisy."""
+    image = tower_photo(rng)
+    image[160:420, 160:200] = np.round(200 + 30 * np.sin(np.linspace(0.2, 2.9, 40)))[None, :].astype(np.uint8)
+    return image
+
+
+def exact_instance(mask: np.ndarray, transform: np.ndarray = SHIFT) -> CopyMoveInstance:
+    return CopyMoveInstance(mask=mask, score=1.0, transforms=(transform,), n_inliers=50)
+
+
+def pasted_square(shift: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A noisy figure with a 40-pixel square pasted `shift` away, the truth, and the transform."""
+    rng = np.random.default_rng(4)
+    image = noisy(np.full((200, 300), 150.0, np.float32), rng, 3.0)
+    forged, truth = paste_rectangle(image, (30, 40, 40, 40), (30 + shift[0], 40 + shift[1]))
+    return forged, truth, np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+
+
+def test_a_noiseless_tower_is_covered_where_it_repeats_exactly():
+    """Its body has no noise to correlate: it is reached because it repeats its source's pixels
+    exactly, and the lamp and the body are then one event."""
+    forged, truth = paste_rectangle(noiseless_tower_photo(np.random.default_rng(0)), (150, 100, 60, 320), (600, 200))
+    assert pixel_f1(union(detect_copy_move(forged, UNGROWN), forged.shape), truth) < 0.5  # the lamp alone
+    found = detect_copy_move(forged, PARAMS)
+    assert len(found) == 1
+    assert pixel_f1(found[0].mask, truth) >= 0.95
+
+
+def test_an_exact_copy_is_cleared_of_what_spills_over_its_edge():
+    """Windows, cleaning and growth leave a rim around a copy; the pixels of that rim do not repeat
+    their preimage, and a copy that repeats exactly shows where its edge lies."""
+    forged, truth, shift = pasted_square((150, 20))
+    spilled = dilated(truth, 6)
+    found = grown_exactly(forged, exact_instance(spilled, shift + [[0.003, 0, 0.4], [0, -0.002, -0.3]]), spill=16)
+    assert pixel_f1(found.mask, truth) >= 0.98
+    assert not (found.mask & ~dilated(truth, 2)).any()
+
+
+def test_a_copy_shifted_along_the_jpeg_grid_keeps_its_rim():
+    """Moved by whole 8x8 blocks, a copy in a figure compressed after the paste repeats its inner
+    blocks exactly and not those astride its edge, so nothing is cleared there; it is still grown."""
+    forged, truth, shift = pasted_square((144, 16))
+    spilled = dilated(truth, 6)
+    found = grown_exactly(forged, exact_instance(spilled, shift), spill=16)
+    assert np.array_equal(found.mask, spilled)
+    shrunk = truth & ~dilated(~truth, 8)
+    assert pixel_f1(grown_exactly(forged, exact_instance(shrunk, shift), spill=16).mask, truth) >= 0.98
+
+
+def test_a_turned_copy_is_left_as_found():
+    """A copy turned by 20 degrees is resampled: no pixel repeats its source's exactly."""
+    forged, truth, _ = pasted_square((150, 20))
+    turn = np.array([[np.cos(0.35), -np.sin(0.35), 150.0], [np.sin(0.35), np.cos(0.35), 20.0]])
+    start = exact_instance(truth, turn)
+    assert grown_exactly(forged, start, spill=16) is start

@@ -6,7 +6,8 @@ import torch
 
 from stages.common.config import load_params
 from stages.common.config import ModelParams
-from stages.common.infer import Detections, answer, detect, detections_from_output, merge_overlapping, to_model_input
+from stages.common.infer import Detections, answer, detect, detections_from_output, to_model_input
+from stages.common.masks import merge_overlapping
 from stages.common.model import build_model
 
 INFER = dataclasses.replace(load_params().infer, score_threshold=0.5, image_threshold=0.5, mask_threshold=0.5,

@@ -33,17 +33,18 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .extent import grown
-from .keypoint import (FINE_NCC_MIN, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
+from .extent import grown, grown_exactly
+from .keypoint import (FINE_NCC_MIN, MERGE_OVERLAP, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
                        keypoint_copies, pasted_copies, refine_transform, scale_matrix, to_gray, transform_scale,
                        verified_copy, working_image)
-from .masks import disc, warp_mask
+from .masks import disc, merge_overlapping, union, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
 INTERIOR_MARGIN = 3  # pixels between a copy's edge and the grain that tells it from a look-alike
 MIN_INTERIOR_PIXELS = 16  # fewer, and a copy is too small or thin to show any grain inside
+EXACT_SPILL = 16  # working pixels a mask may spill over an exact copy's edge (its windows, cleaning and growth)
 
 
 def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMoveInstance]:
@@ -69,8 +70,20 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     kept = [(group, instance) for group, instance in zip(events, instances) if not is_graphic(gray, instance.mask)]
     if not params.extent.enabled:
         return [instance for _, instance in kept]
-    return [event_instance([grown(work, copy, params.extent) for copy in group], (height, width), to_work)
-            for group, _ in kept]
+    spill = int(np.ceil(EXACT_SPILL / to_work[0, 0]))
+    grown_events = [grown_exactly(gray, event_instance([grown(work, copy, params.extent) for copy in group],
+                                                       (height, width), to_work), spill) for group, _ in kept]
+    # Grown to their true extent, two events may turn out to be parts of one copy (a tower's lamp and its body).
+    return [joined([grown_events[i] for i in g]) for g in merge_overlapping([e.mask for e in grown_events], MERGE_OVERLAP)]
+
+
+def joined(instances: list[CopyMoveInstance]) -> CopyMoveInstance:
+    """One event of several, the best first: their masks, transforms and inliers together."""
+    if len(instances) == 1:
+        return instances[0]
+    return CopyMoveInstance(mask=union([i.mask for i in instances]), score=instances[0].score,
+                            transforms=sum((i.transforms for i in instances), ()),
+                            n_inliers=sum(i.n_inliers for i in instances))
 
 
 def path_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

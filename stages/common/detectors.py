@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from .config import InferParams, KeypointParams
-from .infer import Detections, Prediction, answer, detect, overlap
+from .infer import Detections, Prediction, answer, detect
 from .copymove import detect_copy_move
 from .keypoint import CopyMoveInstance, evidence_map, image_score as keypoint_image_score
+from .masks import overlap
 from .model import evidence_channels
 
 DETECTORS = ("maskrcnn", "keypoint", "fusion")

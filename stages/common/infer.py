@@ -16,7 +16,7 @@ import torch
 
 from .config import InferParams
 from .dataset import image_to_tensor
-from .masks import union
+from .masks import merge_overlapping, union
 from .model import evidence_channels
 
 GROUP_PATCH = 32  # side of the patches compared when grouping detections by content
@@ -139,31 +139,6 @@ def event_mask(probs: np.ndarray, image_hw: tuple[int, int], threshold: float) -
     if prob.shape != tuple(image_hw):
         prob = cv2.resize(prob, (image_hw[1], image_hw[0]), interpolation=cv2.INTER_LINEAR)
     return prob >= threshold
-
-
-def merge_overlapping(masks: list[np.ndarray], max_iou: float) -> list[list[int]]:
-    """Greedy, in score order: a detection overlapping a kept group above `max_iou` joins it.
-
-    Overlap is intersection over the smaller mask, so a detection of one copy inside a
-    detection of the whole event joins that event instead of becoming an event of its own.
-    """
-    groups: list[list[int]] = []
-    unions: list[np.ndarray] = []
-    for i, m in enumerate(masks):
-        for g, u in zip(groups, unions):
-            if overlap(m, u) > max_iou:
-                g.append(i)
-                u |= m
-                break
-        else:
-            groups.append([i])
-            unions.append(m.copy())
-    return groups
-
-
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.logical_and(a, b).sum()
-    return float(inter) / max(1, min(a.sum(), b.sum()))
 
 
 def group_by_content(groups: list[list[int]], masks: list[np.ndarray], image: np.ndarray,

@@ -115,3 +115,30 @@ def warp_mask(mask: np.ndarray, transform: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     return cv2.warpAffine(mask.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def merge_overlapping(masks: list[np.ndarray], max_iou: float) -> list[list[int]]:
+    """Greedy, best first: a mask overlapping a kept group above `max_iou` joins it; the groups
+    hold positions in `masks`.
+
+    Overlap is intersection over the smaller mask, so a detection of one copy inside a
+    detection of the whole event joins that event instead of becoming an event of its own.
+    """
+    groups: list[list[int]] = []
+    unions: list[np.ndarray] = []
+    for i, m in enumerate(masks):
+        for g, u in zip(groups, unions):
+            if overlap(m, u) > max_iou:
+                g.append(i)
+                u |= m
+                break
+        else:
+            groups.append([i])
+            unions.append(m.copy())
+    return groups
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller mask's area."""
+    inter = np.logical_and(a, b).sum()
+    return float(inter) / max(1, min(a.sum(), b.sum()))
