@@ -141,3 +141,17 @@ def test_a_turned_copy_is_left_as_found():
     turn = np.array([[np.cos(0.35), -np.sin(0.35), 150.0], [np.sin(0.35), np.cos(0.35), 20.0]])
     start = exact_instance(truth, turn)
     assert grown_exactly(forged, start, spill=16) is start
+
+
+def test_a_retouched_copy_beside_an_exact_one_is_kept():
+    """A lane pasted twice beside its source, once exactly and once brightened: the brightened one
+    repeats nothing, lies within the spill of its exact twin, and is still part of the event."""
+    rng = np.random.default_rng(5)
+    image = noisy(np.full((160, 300), 150.0, np.float32), rng, 3.0)
+    image[30:130, 20:50] = textured_scene(rng, 100, 30)
+    image[30:130, 60:90] = image[30:130, 20:50]
+    image[30:130, 100:130] = np.clip(image[30:130, 20:50] * 1.1 + 5, 0, 255).astype(np.uint8)
+    truth = box(image.shape, 20, 30, 30, 100) | box(image.shape, 60, 30, 30, 100) | box(image.shape, 100, 30, 30, 100)
+    found = CopyMoveInstance(mask=truth, score=1.0, n_inliers=50, transforms=(
+        np.array([[1.0, 0.0, 40.0], [0.0, 1.0, 0.0]]), np.array([[1.0, 0.0, 80.0], [0.0, 1.0, 0.0]])))
+    assert np.array_equal(grown_exactly(image, found, spill=16).mask & truth, truth)
