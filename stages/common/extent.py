@@ -27,7 +27,7 @@ import numpy as np
 from .config import ExtentParams
 from .exact import ORIENTATIONS, fine_grain
 from .keypoint import CopyMoveInstance, VerifiedCopy, WorkingImage, apply_transform, invert, local_ncc, overlaps_itself
-from .masks import bounding_box, components_touching, dilated, disc, warp_mask
+from .masks import bounding_box, components_touching, dilated, disc, union, warp_mask
 
 MIN_NOISE_STD = 0.1  # in units of the noise's local spread (fine_grain's): windows with less have no noise to compare
 MAX_ROUNDS = 4  # rounds of growth, each looking as far again as the copy is wide
@@ -58,7 +58,7 @@ def grown(work: WorkingImage, copy: VerifiedCopy, params: ExtentParams) -> Verif
     for _ in range(MAX_ROUNDS):
         box = _widened(bounding_box(region, pad=0), work.shape)
         region = _grown_within(work, region, copy.transform, box, params)
-        if not _reaches_edge(region, box, work.shape):
+        if not _reaches_edge(region[box[1]:box[3], box[0]:box[2]], box, work.shape):
             break
     source = warp_mask(region, invert(copy.transform))
     if overlaps_itself(source, region):
@@ -94,11 +94,12 @@ def _grown_within(work: WorkingImage, region: np.ndarray, transform: np.ndarray,
     return components_touching(candidates, region)
 
 
-def _reaches_edge(region: np.ndarray, box: tuple[int, int, int, int], hw: tuple[int, int]) -> bool:
-    """True when `region` touches a side of `box` that is not the image's own."""
+def _reaches_edge(local: np.ndarray, box: tuple[int, int, int, int], hw: tuple[int, int], margin: int = 1) -> bool:
+    """True when `local` (a mask cut to `box`) comes within `margin` pixels of a side of `box` that
+    is not the image's own."""
     x0, y0, x1, y1 = box
-    return bool((x0 > 0 and region[y0:y1, x0].any()) or (y0 > 0 and region[y0, x0:x1].any())
-                or (x1 < hw[1] and region[y0:y1, x1 - 1].any()) or (y1 < hw[0] and region[y1 - 1, x0:x1].any()))
+    return bool((x0 > 0 and local[:, :margin].any()) or (y0 > 0 and local[:margin].any())
+                or (x1 < hw[1] and local[:, -margin:].any()) or (y1 < hw[0] and local[-margin:].any()))
 
 
 def _widened(box: tuple[int, int, int, int], hw: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -106,7 +107,6 @@ def _widened(box: tuple[int, int, int, int], hw: tuple[int, int]) -> tuple[int, 
     x0, y0, x1, y1 = box
     pad = max(x1 - x0, y1 - y0)
     return max(0, x0 - pad), max(0, y0 - pad), min(hw[1], x1 + pad), min(hw[0], y1 + pad)
-
 
 
 def grown_exactly(gray: np.ndarray, instance: CopyMoveInstance, spill: int) -> CopyMoveInstance:
@@ -128,20 +128,71 @@ def grown_exactly(gray: np.ndarray, instance: CopyMoveInstance, spill: int) -> C
     laid = {tuple(t.ravel()): t for t in snapped if t is not None}
     if not laid:
         return instance
-    exact, repeating = np.zeros_like(mask), np.zeros_like(mask)
-    for transform in laid.values():
-        same = equal_to_preimage(gray, transform)
-        copied = components_touching(exact_region(gray, same), mask)
-        exact |= copied | warp_mask(copied, invert(transform))
-        repeats = repeating_region(same)
-        repeating |= repeats | warp_mask(repeats, invert(transform))
+    box, parts, repeating = exact_parts(gray, mask, list(laid.values()), margin=spill + 2 * EXACT_WINDOW)
+    x0, y0, x1, y1 = box
+    found = mask[y0:y1, x0:x1]
+    exact = union(parts, found.shape)
+    elsewhere = any(copies_elsewhere(_in_box(t, box), found, exact)
+                    for t, snap in zip(instance.transforms, snapped) if snap is None)
     # On the JPEG grid, a figure compressed after the paste repeats the copy's inner blocks exactly
     # and not those astride its edge: there, what does not repeat may still have been copied.
-    others = any(copies_elsewhere(t, mask, exact) for t, snap in zip(instance.transforms, snapped) if snap is None)
-    if others or any(on_jpeg_grid(t) for t in laid.values()):
-        return dataclasses.replace(instance, mask=mask | exact)
-    beside = dilated(exact, spill) & ~repeating
-    return dataclasses.replace(instance, mask=(mask | exact) & ~beside)
+    on_grid = any(on_jpeg_grid(t) for t in laid.values())
+    if elsewhere or on_grid:
+        kept = found | exact
+    else:
+        # Each part dilated in its own box: a copy and its far-away source would sweep the stretch between them.
+        beside = union([dilated(part, spill) for part in parts]) & ~repeating
+        kept = (found | exact) & ~beside
+    grown_mask = np.zeros_like(mask)
+    grown_mask[y0:y1, x0:x1] = kept
+    return dataclasses.replace(instance, mask=grown_mask)
+
+
+def exact_parts(gray: np.ndarray, mask: np.ndarray, laid: list[np.ndarray],
+                margin: int) -> tuple[tuple[int, int, int, int], list[np.ndarray], np.ndarray]:
+    """A box (x0, y0, x1, y1) around `mask` and, within it, the exact parts of the event: for each
+    whole-pixel transform in `laid`, the pixels joined to `mask` that repeat their preimage exactly
+    under it, and those preimages; and the pixels that repeat under any of them, flat or not, or
+    whose image does, complete `margin` pixels inside the box.
+
+    The box is widened while an exact part comes within `margin` of its edge or its preimage leaves
+    it: over a whole 15-megapixel figure, each transform's pixel maps and windows cost a second.
+    """
+    box = bounding_box(mask, pad=margin)
+    while True:
+        pairs, repeating = _exact_pairs_within(gray, mask, laid, box)
+        parts = [part for pair in pairs for part in pair if part.any()]
+        # A whole-pixel transform maps pixels one to one: a preimage smaller than its copy left the box.
+        whole = all(copied.sum() == preimage.sum() for copied, preimage in pairs)
+        if box == (0, 0, gray.shape[1], gray.shape[0]) or (
+                whole and not any(_reaches_edge(part, box, gray.shape, margin) for part in parts)):
+            return box, parts, repeating
+        box = _widened(box, gray.shape)
+
+
+def _exact_pairs_within(gray: np.ndarray, mask: np.ndarray, laid: list[np.ndarray],
+                        box: tuple[int, int, int, int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """`exact_parts` worked out within `box` alone, in its coordinates: each transform's exact copy
+    and its preimage, and what repeats."""
+    x0, y0, x1, y1 = box
+    varied, found = varied_windows(gray[y0:y1, x0:x1]), mask[y0:y1, x0:x1]
+    pairs, repeating = [], np.zeros_like(found)
+    for transform in laid:
+        same = equal_to_preimage(gray, transform, box)
+        backward = invert(_in_box(transform, box))
+        copied = components_touching(exact_region(varied, same), found)
+        pairs.append((copied, warp_mask(copied, backward)))
+        repeats = repeating_region(same)
+        repeating |= repeats | warp_mask(repeats, backward)
+    return pairs, repeating
+
+
+def _in_box(transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """`transform` between the pixels of `box`, counted from its corner."""
+    corner = np.array(box[:2], np.float64)
+    local = transform.copy()
+    local[:, 2] += transform[:, :2] @ corner - corner
+    return local
 
 
 def copies_elsewhere(transform: np.ndarray, mask: np.ndarray, exact: np.ndarray) -> bool:
@@ -167,32 +218,44 @@ def on_whole_pixels(gray: np.ndarray, transform: np.ndarray, mask: np.ndarray) -
         return None
     box = bounding_box(mask, pad=EXACT_WINDOW)
     x0, y0, x1, y1 = box
+    varied, inside = varied_windows(gray[y0:y1, x0:x1]), mask[y0:y1, x0:x1]
     best, best_share = None, MIN_EXACT_SHARE
     for step in np.ndindex(3, 3):
         laid = np.hstack([turn, np.rint(transform[:, 2:]) + np.array(step)[:, None] - 1]).astype(np.float64)
-        share = exact_region(gray[y0:y1, x0:x1], equal_to_preimage(gray, laid, box))[mask[y0:y1, x0:x1]].mean()
+        share = exact_region(varied, equal_to_preimage(gray, laid, box))[inside].mean()
         if share >= best_share:
             best, best_share = laid, share
     return best
 
 
-def equal_to_preimage(gray: np.ndarray, laid: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """bool, within `box` (x0, y0, x1, y1; the whole figure if None): pixels whose grey level is
-    exactly that of their preimage under the whole-pixel transform `laid`."""
+def equal_to_preimage(gray: np.ndarray, laid: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """bool, within `box` (x0, y0, x1, y1): pixels whose grey level is exactly that of their
+    preimage under the whole-pixel transform `laid`."""
     height, width = gray.shape
-    x0, y0, x1, y1 = box or (0, 0, width, height)
+    x0, y0, x1, y1 = box
+    # Only the box's preimage is read (widened to int16 for the border value): a small box in a
+    # 15-megapixel figure would otherwise convert the whole figure for every transform tried.
+    corners = apply_transform(invert(laid), np.array([[x0, y0], [x1 - 1, y1 - 1]], np.float64))
+    u0, v0 = np.maximum(np.rint(corners.min(axis=0)).astype(int), 0)
+    u1, v1 = np.minimum(np.rint(corners.max(axis=0)).astype(int) + 1, (width, height))
+    if u1 <= u0 or v1 <= v0:
+        return np.zeros((y1 - y0, x1 - x0), bool)
     local = laid.copy()
-    local[:, 2] -= (x0, y0)
+    local[:, 2] += laid[:, :2] @ (u0, v0) - (x0, y0)
     # On whole pixels the nearest neighbour is exact; the border value marks preimages outside the figure.
-    preimage = cv2.warpAffine(gray.astype(np.int16), local, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
+    preimage = cv2.warpAffine(gray[v0:v1, u0:u1].astype(np.int16), local, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
     return preimage == gray[y0:y1, x0:x1]
 
 
-def exact_region(gray: np.ndarray, same: np.ndarray) -> np.ndarray:
-    """The pixels of `same` in an EXACT_WINDOW that lies wholly in `same` and holds more than one
-    grey level of `gray`: single pixels and flat stretches repeat by chance."""
-    varied = cv2.dilate(gray, EXACT_KERNEL) > cv2.erode(gray, EXACT_KERNEL)
+def varied_windows(gray: np.ndarray) -> np.ndarray:
+    """bool: the centres of the EXACT_WINDOWs that hold more than one grey level of `gray`."""
+    return cv2.dilate(gray, EXACT_KERNEL) > cv2.erode(gray, EXACT_KERNEL)
+
+
+def exact_region(varied: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """The pixels of `same` in an EXACT_WINDOW that lies wholly in `same` and is `varied`
+    (`varied_windows`): single pixels and flat stretches repeat by chance."""
     return _around(_whole_windows(same) & varied) & same
 
 

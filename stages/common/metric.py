@@ -45,12 +45,16 @@ def instance_f1_matrix(pred: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarr
     Rows of zeros are appended when there are fewer predictions than true instances, as the
     published scorer does, so every true instance is matched to something.
     """
-    f1 = np.zeros((max(len(pred), len(gt)), len(gt)))
     if not pred or not gt:
-        return f1
-    precision, recall = overlap_matrices(pred, gt)
-    denominator = precision + recall
-    f1[: len(pred)] = _safe_divide(2 * (precision * recall), denominator)
+        return np.zeros((max(len(pred), len(gt)), len(gt)))
+    return _f1_matrix(*overlap_matrices(pred, gt))
+
+
+def _f1_matrix(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """instance_f1_matrix from overlap_matrices' (precision, recall)."""
+    n_pred, n_gt = precision.shape
+    f1 = np.zeros((max(n_pred, n_gt), n_gt))
+    f1[:n_pred] = _safe_divide(2 * (precision * recall), precision + recall)
     return f1
 
 
@@ -76,7 +80,7 @@ def image_score(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> flo
     """
     if not gt_masks or not pred_masks:
         return float(not gt_masks and not pred_masks)
-    f1, rows, cols = _matching(gt_masks, pred_masks)
+    f1, rows, cols = _matching(*overlap_matrices(pred_masks, gt_masks))
     excess_penalty = len(gt_masks) / max(len(pred_masks), len(gt_masks))
     return float(np.mean(f1[rows, cols]) * excess_penalty)
 
@@ -99,21 +103,21 @@ def instance_matches(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -
     n = len(gt_masks)
     f1, precision, recall = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
     if gt_masks and pred_masks:
-        matrix, rows, cols = _matching(gt_masks, pred_masks)
-        f1[cols] = matrix[rows, cols]
-        overlaps = rows < len(pred_masks)
-        rows, cols = rows[overlaps], cols[overlaps]
         pred_share, gt_share = overlap_matrices(pred_masks, gt_masks)
+        matrix, rows, cols = _matching(pred_share, gt_share)
+        f1[cols] = matrix[rows, cols]
+        predicted = rows < len(pred_masks)  # the padded rows match a true instance to no prediction
+        rows, cols = rows[predicted], cols[predicted]
         covering = pred_share[rows, cols] > 0
         precision[cols[covering]] = pred_share[rows, cols][covering]
         recall[cols[covering]] = gt_share[rows, cols][covering]
     return InstanceMatches(f1=f1, precision=precision, recall=recall)
 
 
-def _matching(gt_masks: list[np.ndarray], pred_masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Hungarian matching that maximises F1: the F1 matrix (predictions, padded, by truths) and
-    the matched rows and columns."""
-    f1 = instance_f1_matrix(pred_masks, gt_masks)
+def _matching(precision: np.ndarray, recall: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Hungarian matching that maximises F1, from overlap_matrices' (precision, recall): the F1
+    matrix (predictions, padded, by truths) and the matched rows and columns."""
+    f1 = _f1_matrix(precision, recall)
     rows, cols = linear_sum_assignment(f1, maximize=True)
     return f1, rows, cols
 
