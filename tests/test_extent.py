@@ -155,3 +155,21 @@ def test_a_retouched_copy_beside_an_exact_one_is_kept():
     found = CopyMoveInstance(mask=truth, score=1.0, n_inliers=50, transforms=(
         np.array([[1.0, 0.0, 40.0], [0.0, 1.0, 0.0]]), np.array([[1.0, 0.0, 80.0], [0.0, 1.0, 0.0]])))
     assert np.array_equal(grown_exactly(image, found, spill=16).mask & truth, truth)
+
+
+def test_beside_a_retouched_copy_the_exact_ones_are_still_cleared():
+    """The same lanes, spilled over by 4 pixels and shifted off the JPEG grid: the rims of the
+    source and its exact twin are cleared, while the brightened copy, which repeats nothing, is
+    kept whole, rim and all (its pixels are the other transform's copy)."""
+    rng = np.random.default_rng(5)
+    image = noisy(np.full((160, 300), 150.0, np.float32), rng, 3.0)
+    image[30:130, 20:50] = textured_scene(rng, 100, 30)
+    image[30:130, 63:93] = image[30:130, 20:50]
+    image[30:130, 106:136] = np.clip(image[30:130, 20:50] * 1.1 + 5, 0, 255).astype(np.uint8)
+    source, twin, brightened = (box(image.shape, x, 30, 30, 100) for x in (20, 63, 106))
+    spilled = dilated(source | twin | brightened, 4)
+    found = CopyMoveInstance(mask=spilled, score=1.0, n_inliers=50, transforms=(
+        np.array([[1.0, 0.0, 43.0], [0.0, 1.0, 0.0]]), np.array([[1.0, 0.0, 86.0], [0.0, 1.0, 0.0]])))
+    mask = grown_exactly(image, found, spill=16).mask
+    assert np.array_equal(mask & ~dilated(brightened, 4), source | twin)
+    assert np.array_equal(mask & dilated(brightened, 4), dilated(brightened, 4))

@@ -117,11 +117,12 @@ def grown_exactly(gray: np.ndarray, instance: CopyMoveInstance, spill: int) -> C
     no transform repeats its pixels exactly (a rescaled or turned copy, a figure compressed after
     the paste). `gray` is the uint8 figure at the instance's size.
 
-    Only an event whose copies are all exact is cleared (a transform that is not laid must map
-    the event mostly onto the exact copies: a refinement that bent one off its axes): beside an
-    exact copy, a copy of the same source retouched in brightness, turned or rescaled repeats
-    nothing, and a lane pasted next to its exact twin lies within `spill` of it (validation figure
-    10175: oF1 0.958 -> 0.880 when such events were cleared too).
+    The event's other copies are never cleared: beside an exact copy, a copy of the same source
+    retouched in brightness, turned or rescaled repeats nothing, and a lane pasted next to its
+    exact twin lies within `spill` of it (validation figure 10175: oF1 0.958 -> 0.880 when it was
+    cleared). They are the copies of the transforms that are not laid and map the event mostly
+    off its exact parts (`copy_elsewhere`; a transform that maps it onto them is a refinement
+    that bent an exact copy off its axes).
     """
     mask = instance.mask
     snapped = [on_whole_pixels(gray, t, mask) for t in instance.transforms]
@@ -132,16 +133,16 @@ def grown_exactly(gray: np.ndarray, instance: CopyMoveInstance, spill: int) -> C
     x0, y0, x1, y1 = box
     found = mask[y0:y1, x0:x1]
     exact = union(parts, found.shape)
-    elsewhere = any(copies_elsewhere(_in_box(t, box), found, exact)
-                    for t, snap in zip(instance.transforms, snapped) if snap is None)
     # On the JPEG grid, a figure compressed after the paste repeats the copy's inner blocks exactly
     # and not those astride its edge: there, what does not repeat may still have been copied.
-    on_grid = any(on_jpeg_grid(t) for t in laid.values())
-    if elsewhere or on_grid:
+    if any(on_jpeg_grid(t) for t in laid.values()):
         kept = found | exact
     else:
+        elsewhere = [copy_elsewhere(_in_box(t, box), found, exact)
+                     for t, snap in zip(instance.transforms, snapped) if snap is None]
+        retouched = union([copy for copy in elsewhere if copy is not None], found.shape)
         # Each part dilated in its own box: a copy and its far-away source would sweep the stretch between them.
-        beside = union([dilated(part, spill) for part in parts]) & ~repeating
+        beside = union([dilated(part, spill) for part in parts]) & ~repeating & ~retouched
         kept = (found | exact) & ~beside
     grown_mask = np.zeros_like(mask)
     grown_mask[y0:y1, x0:x1] = kept
@@ -195,11 +196,11 @@ def _in_box(transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray
     return local
 
 
-def copies_elsewhere(transform: np.ndarray, mask: np.ndarray, exact: np.ndarray) -> bool:
-    """True when most of what `transform` maps within `mask` (its copy there) lies outside `exact`:
-    another copy of the event, not the exact one's refinement wobbling."""
+def copy_elsewhere(transform: np.ndarray, mask: np.ndarray, exact: np.ndarray) -> np.ndarray | None:
+    """What `transform` maps within `mask` (its copy there) where most of it lies outside `exact`:
+    another copy of the event, not the exact one's refinement wobbling; None otherwise."""
     copy = mask & warp_mask(mask, transform)
-    return (copy & ~exact).sum() > 0.5 * copy.sum()
+    return copy if (copy & ~exact).sum() > 0.5 * copy.sum() else None
 
 
 def on_jpeg_grid(laid: np.ndarray) -> bool:
