@@ -80,9 +80,7 @@ def _grown_within(work: WorkingImage, region: np.ndarray, transform: np.ndarray,
     noise = fine_grain(work.gray8[y0:y1, x0:x1])
     # The source's noise, laid on the box: box pixel p is figure pixel p + (x0, y0), whose
     # preimage lies in the source's box at T^-1(p + (x0, y0)) - (u0, v0).
-    backward = invert(transform)
-    between = backward.copy()
-    between[:, 2] += backward[:, :2] @ (x0, y0) - (u0, v0)
+    between = _between(invert(transform), (x0, y0), (u0, v0))
     source_noise = cv2.warpAffine(fine_grain(work.gray8[v0:v1, u0:u1]), between, (x1 - x0, y1 - y0),
                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
     # An upscaled figure spreads its noise over several working pixels: the window spans as many figure pixels.
@@ -138,7 +136,7 @@ def grown_exactly(gray: np.ndarray, instance: CopyMoveInstance, spill: int) -> C
     if any(on_jpeg_grid(t) for t in laid.values()):
         kept = found | exact
     else:
-        elsewhere = [copy_elsewhere(_in_box(t, box), found, exact)
+        elsewhere = [copy_elsewhere(_between(t, box[:2], box[:2]), found, exact)
                      for t, snap in zip(instance.transforms, snapped) if snap is None]
         retouched = union([copy for copy in elsewhere if copy is not None], found.shape)
         # Each part dilated in its own box: a copy and its far-away source would sweep the stretch between them.
@@ -180,7 +178,7 @@ def _exact_pairs_within(gray: np.ndarray, mask: np.ndarray, laid: list[np.ndarra
     pairs, repeating = [], np.zeros_like(found)
     for transform in laid:
         same = equal_to_preimage(gray, transform, box)
-        backward = invert(_in_box(transform, box))
+        backward = invert(_between(transform, box[:2], box[:2]))
         copied = components_touching(exact_region(varied, same), found)
         pairs.append((copied, warp_mask(copied, backward)))
         repeats = repeating_region(same)
@@ -188,11 +186,11 @@ def _exact_pairs_within(gray: np.ndarray, mask: np.ndarray, laid: list[np.ndarra
     return pairs, repeating
 
 
-def _in_box(transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """`transform` between the pixels of `box`, counted from its corner."""
-    corner = np.array(box[:2], np.float64)
+def _between(transform: np.ndarray, source_corner, target_corner) -> np.ndarray:
+    """`transform` from the pixels of a crop whose corner is `source_corner` (x, y) to those of a crop
+    whose corner is `target_corner`."""
     local = transform.copy()
-    local[:, 2] += transform[:, :2] @ corner - corner
+    local[:, 2] += transform[:, :2] @ np.asarray(source_corner, np.float64) - np.asarray(target_corner, np.float64)
     return local
 
 
@@ -241,8 +239,7 @@ def equal_to_preimage(gray: np.ndarray, laid: np.ndarray, box: tuple[int, int, i
     u1, v1 = np.minimum(np.rint(corners.max(axis=0)).astype(int) + 1, (width, height))
     if u1 <= u0 or v1 <= v0:
         return np.zeros((y1 - y0, x1 - x0), bool)
-    local = laid.copy()
-    local[:, 2] += laid[:, :2] @ (u0, v0) - (x0, y0)
+    local = _between(laid, (u0, v0), (x0, y0))
     # On whole pixels the nearest neighbour is exact; the border value marks preimages outside the figure.
     preimage = cv2.warpAffine(gray[v0:v1, u0:u1].astype(np.int16), local, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
