@@ -7,7 +7,9 @@ core or on a Dask cluster, with an HTML evidence report if asked.
 Defaults: the data root's `test_images/` into `reports/submission.csv`, with the detector from
 `infer.detector`, on as many worker processes as this process has cores. Every figure is handled
 on its own: one that cannot be read or predicted is written as `authentic`, named in a warning
-and counted in the summary. Rows are kept in chunks as they come, so `--resume` continues a
+and counted in the summary. Files of the folder that are not images are named and counted
+too, and files that share a stem (fig1.png, fig1.tif) are named by their whole file name, so each
+keeps its own row. Rows are kept in chunks as they come, so `--resume` continues a
 killed run. When a `solution.csv` sits beside the images folder, the stage scores itself.
 `--pdf` screens every embedded image of every page; `--report` writes the evidence report.
 """
@@ -22,7 +24,7 @@ from tqdm import tqdm
 
 from stages.common.config import PARAMS_FILE, load_params
 from stages.common.detectors import DETECTORS, needs_model
-from stages.common.io import write_csv, write_json
+from stages.common.io import IMAGE_SUFFIXES, write_csv, write_json
 from stages.common.journal import ResumeError, close_journal, journaled, open_journal
 from stages.common.model import ModelError
 from stages.common.pdf_images import MIN_FIGURE_SIDE
@@ -30,7 +32,7 @@ from stages.common.report import Failure, write_report
 from stages.common.runtime import resolve_threads
 from stages.common.screening import (ClusterError, ScreeningSetup, prepare_process, run_fingerprint, screen,
                                      submission_frame, summarize)
-from stages.common.sources import gather_inputs, pdf_summary
+from stages.common.sources import Inputs, InputsError, folder_summary, gather_inputs, pdf_summary
 
 SUBMISSION = Path("reports/submission.csv")
 SUMMARY = Path("reports/predict_summary.json")
@@ -64,7 +66,12 @@ def main(argv=None, prog: str | None = None) -> int:
     params = load_params(args.params)
     images_dir = args.images or (None if args.pdf else Path(params.data.root) / "test_images")
     detector = args.detector or params.infer.detector
-    inputs = gather_inputs(images_dir, args.pdf, args.pdf_min_side)
+    try:
+        inputs = gather_inputs(images_dir, args.pdf, args.pdf_min_side)
+    except InputsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    explain_names(inputs)
     pdf_failures = [Failure(f.name, f.reason) for f in (inputs.pdf.failures if inputs.pdf else [])]
     for failure in pdf_failures:
         print(f"warning: {failure.reason}; skipped", file=sys.stderr)
@@ -104,7 +111,7 @@ def main(argv=None, prog: str | None = None) -> int:
 
     write_csv(args.out, submission_frame(results))
     solution = images_dir.parent / "solution.csv" if images_dir else None
-    summary = summarize(results, detector, solution) | pdf_summary(inputs, args.pdf_min_side)
+    summary = summarize(results, detector, solution) | folder_summary(inputs) | pdf_summary(inputs, args.pdf_min_side)
     write_json(SUMMARY if args.out == SUBMISSION else args.out.with_suffix(".summary.json"), summary)
     close_journal(args.out)
     if args.report:
@@ -114,6 +121,16 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"wrote the evidence report {write_report(args.report, entries, failures, run_info)}")
     report(args.out, summary, len(kept))
     return 0
+
+
+def explain_names(inputs: Inputs) -> None:
+    """Say which files of the folder are not screened, and which rows are named by their file name."""
+    if inputs.not_images:
+        print(f"note: {len(inputs.not_images)} file(s) not screened, their type not one of "
+              f"{', '.join(IMAGE_SUFFIXES)}: {', '.join(inputs.not_images)}", file=sys.stderr)
+    if inputs.renamed:
+        print(f"note: files that share a name but not a suffix are named by their whole file name: "
+              f"{', '.join(inputs.renamed)}", file=sys.stderr)
 
 
 def report(out: Path, summary: dict, n_kept: int) -> None:

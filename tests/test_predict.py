@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from screening_inputs import authentic_figure, figures_pdf, forged_figure, save_png
 from stages import predict
 from stages.common.rle import decode_annotation
 
@@ -68,3 +69,35 @@ def test_missing_model_is_a_clear_error(folder, tmp_path, capsys):
     code = predict.main(["--images", str(folder), "--model", str(tmp_path / "none.pt"), "--detector", "maskrcnn"])
     assert code == 2
     assert "none.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_files_that_share_a_name_each_keep_their_own_answer(tmp_path, capsys):
+    images = tmp_path / "images"
+    save_png(images / "fig1.png", forged_figure())
+    Image.fromarray(authentic_figure()).save(images / "fig1.tif")
+    out = tmp_path / "submission.csv"
+    assert predict.main(["--images", str(images), "--out", str(out), "--detector", "keypoint", "--workers", "1"]) == 0
+    answers = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("case_id").annotation
+    assert sorted(answers.index) == ["fig1.png", "fig1.tif"]
+    assert answers["fig1.png"] != "authentic" and answers["fig1.tif"] == "authentic"
+    assert json.loads(out.with_suffix(".summary.json").read_text())["renamed"] == ["fig1.png", "fig1.tif"]
+    assert "fig1.png, fig1.tif" in capsys.readouterr().err
+
+
+def test_files_that_are_not_images_are_named_in_the_summary(folder, tmp_path, capsys):
+    (folder / "notes.txt").write_text("figure legends")
+    (folder / "animation.gif").write_bytes(b"GIF89a")
+    out = tmp_path / "submission.csv"
+    assert predict.main(["--images", str(folder), "--out", str(out), "--detector", "keypoint", "--workers", "1"]) == 0
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["n_not_images"] == 2 and summary["not_images"] == ["animation.gif", "notes.txt"]
+    assert summary["renamed"] == [] and summary["n_images"] == 6
+    assert "not screened" in capsys.readouterr().err
+
+
+def test_inputs_whose_names_still_clash_are_a_clear_error(tmp_path, capsys):
+    for folder in ("a", "b"):
+        figures_pdf(tmp_path / folder / "paper.pdf", [authentic_figure()])
+    code = predict.main(["--pdf", str(tmp_path / "a"), "--pdf", str(tmp_path / "b"), "--detector", "keypoint"])
+    assert code == 2
+    assert "paper-p1-i1" in capsys.readouterr().err
