@@ -11,7 +11,7 @@ import pytest
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended, detrended_spread,
-                                 exact_proposals, fine_grain, leave_out_own_shifts, orient, strokes)
+                                 exact_proposals, fine_grain, leave_out_own_shifts, orient, overlay, strokes)
 from stages.common.keypoint import local_ncc, window_moments
 from stages.common.masks import clean_mask
 from test_dense import noisy, paste_rectangle, pixel_f1, smooth_blot, union
@@ -104,6 +104,19 @@ def test_antialiased_lettering_repeated_across_panels_is_no_copy(seed):
     """Thin lettering has no pure white in its strokes, so only the stroke rule keeps it out of the grain."""
     from test_keypoint import labelled_panels
     assert detect_copy_move(labelled_panels(np.random.default_rng(seed)), PARAMS) == []
+
+
+def test_a_dark_picture_touching_black_through_its_noise_is_not_drawn():
+    """A fluorescence ground four grey levels above black touches 0 at scattered pixels (4 % of
+    them here); a scale bar drawn over it is a mark of pure white. Only the bar is drawn, and the
+    ground keeps its grain."""
+    rng = np.random.default_rng(5)
+    gray = np.clip(np.rint(rng.normal(4.0, 2.0, (120, 200))), 0, 255).astype(np.uint8)
+    gray[100:106, 120:180] = 255
+    drawn = overlay(gray)
+    assert (gray[:90] == 0).mean() > 0.03
+    assert drawn[98:108, 118:182].all() and not drawn[:90].any()
+    assert (fine_grain(gray)[:90] != 0).mean() > 0.6
 
 
 def test_strokes_are_the_residuals_far_above_their_surroundings():

@@ -33,7 +33,7 @@ import numpy as np
 from .config import KeypointParams
 from .dense import DenseProposal, dense_proposals
 from .exact import exact_proposals
-from .extent import grown, grown_exactly
+from .extent import figure_noise, grown, grown_exactly
 from .keypoint import (FINE_NCC_MIN, MERGE_OVERLAP, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
                        keypoint_copies, pasted_copies, refine_transform, scale_matrix, to_gray, transform_scale,
@@ -71,7 +71,8 @@ def detect_copy_move(image: np.ndarray, params: KeypointParams) -> list[CopyMove
     if not params.extent.enabled:
         return [instance for _, instance in kept]
     spill = int(np.ceil(EXACT_SPILL / to_work[0, 0]))
-    grown_events = [grown_exactly(gray, event_instance([grown(work, copy, params.extent) for copy in group],
+    noise = figure_noise(gray, work) if kept else None
+    grown_events = [grown_exactly(gray, event_instance([grown(work, copy, params.extent, noise) for copy in group],
                                                        (height, width), to_work), spill) for group, _ in kept]
     # Grown to their true extent, two events may turn out to be parts of one copy (a tower's lamp and its body).
     return [joined([grown_events[i] for i in g]) for g in merge_overlapping([e.mask for e in grown_events], MERGE_OVERLAP)]

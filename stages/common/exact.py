@@ -35,6 +35,8 @@ SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
 NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...
 MIN_NOISY_SHARE = 0.5  # ... and this share of the window's pixels have noise: drawn areas have little
 OVERLAY_MARGIN = 2  # pixels around pure black or white that count as drawn over the picture
+MIN_MARK = 6  # pure pixels joined in a mark drawn over the picture ...
+NEAR_END = 16  # ... or fewer, where the picture around them (its 5x5 median) lies this near that end: its own noise
 GRAIN_CLIP = 3.0
 STROKE_LEVELS = 12.0  # a residual this many times its surroundings' median |residual| is a drawn stroke
 NCC_WINDOW = 9  # side of the window in which grain and copy are correlated
@@ -175,10 +177,22 @@ def strokes(noise: np.ndarray) -> np.ndarray:
 
 
 def overlay(gray: np.ndarray) -> np.ndarray:
-    """Pixels at or next to pure black or white: scale bars, arrows and lettering drawn over a
-    picture are drawn in them, and every panel's bar is the same pixels."""
+    """Pixels at or next to pure black or white drawn over the picture: scale bars, arrows and
+    lettering are drawn in them, and every panel's bar is the same pixels.
+
+    A pure pixel is the picture's own where it lies scattered (fewer than MIN_MARK joined) in a
+    picture that is itself within NEAR_END grey levels of that end: a dark fluorescence ground
+    touches 0 here and there through its noise, and counted as drawn those pixels would take the
+    noise around them along (on a validation figure, 2 % of a dark panel's pixels at 0 marked 40 %
+    of the panel as drawn). Thin lettering breaks into pieces of a few pure pixels too, but on a
+    ground far from its end.
+    """
     pure = ((gray == 0) | (gray == 255)).astype(np.uint8)
-    return cv2.dilate(pure, np.ones((2 * OVERLAY_MARGIN + 1,) * 2, np.uint8)) > 0
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(pure, connectivity=8)
+    scattered = (stats[:, cv2.CC_STAT_AREA] < MIN_MARK)[labels]
+    near_end = np.abs(cv2.medianBlur(gray, 5).astype(np.int16) - gray) <= NEAR_END
+    drawn = (pure > 0) & ~(scattered & near_end)
+    return cv2.dilate(drawn.astype(np.uint8), np.ones((2 * OVERLAY_MARGIN + 1,) * 2, np.uint8)) > 0
 
 
 def orient(grain: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
