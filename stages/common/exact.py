@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 from .config import ExactParams
 from .dense import DenseProposal
 from .keypoint import homogeneous, local_ncc, overlaps_itself, scale_matrix, window_mean, window_moments
-from .masks import CLEAN_REACH, clean_mask, pixels, warp_mask
+from .masks import CLEAN_REACH, clean_mask, components_of_area, pixels, warp_mask
 
 SPREAD_WINDOW = 15  # the grain is divided by its spread over this window ...
 NOISE_FLOOR = 0.5  # ... where it is above this many grey levels ...
@@ -187,11 +187,10 @@ def overlay(gray: np.ndarray) -> np.ndarray:
     of the panel as drawn). Thin lettering breaks into pieces of a few pure pixels too, but on a
     ground far from its end.
     """
-    pure = ((gray == 0) | (gray == 255)).astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(pure, connectivity=8)
-    scattered = (stats[:, cv2.CC_STAT_AREA] < MIN_MARK)[labels]
+    pure = (gray == 0) | (gray == 255)
+    scattered = pure & ~components_of_area(pure.astype(np.uint8), MIN_MARK)
     near_end = np.abs(cv2.medianBlur(gray, 5).astype(np.int16) - gray) <= NEAR_END
-    drawn = (pure > 0) & ~(scattered & near_end)
+    drawn = pure & ~(scattered & near_end)
     return cv2.dilate(drawn.astype(np.uint8), np.ones((2 * OVERLAY_MARGIN + 1,) * 2, np.uint8)) > 0
 
 
