@@ -98,6 +98,7 @@ def test_files_that_are_not_images_are_named_in_the_summary(folder, tmp_path, ca
 def test_inputs_whose_names_still_clash_are_a_clear_error(tmp_path, capsys):
     for folder in ("a", "b"):
         figures_pdf(tmp_path / folder / "paper.pdf", [authentic_figure()])
-    code = predict.main(["--pdf", str(tmp_path / "a"), "--pdf", str(tmp_path / "b"), "--detector", "keypoint"])
+    code = predict.main(["--pdf", str(tmp_path / "a"), "--pdf", str(tmp_path / "b"), "--detector", "keypoint",
+                         "--out", str(tmp_path / "submission.csv")])
     assert code == 2
     assert "paper-p1-i1" in capsys.readouterr().err
