@@ -88,7 +88,7 @@ def scaling_child(detector: str, workers: int, folder: str, checkpoint: str) -> 
     params = load_params()
     setup = ScreeningSetup(detector, checkpoint, "cpu", params.data.max_image_pixels, params.infer, params.keypoint)
     prepare_process(setup)
-    sources = folder_sources(folder)
+    sources, _ = folder_sources(folder)
     runner = screen_on_pool(sources, setup, workers) if workers > 1 else screen_here(sources, setup)
     stamps = [time.perf_counter() for _ in runner]
     end = time.perf_counter()

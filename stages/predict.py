@@ -9,7 +9,7 @@ Defaults: the data root's `test_images/` into `reports/submission.csv`, with the
 on its own: one that cannot be read or predicted is written as `authentic`, named in a warning
 and counted in the summary. Files of the folder that are not images are named and counted
 too, and files that share a stem (fig1.png, fig1.tif) are named by their whole file name, so each
-keeps its own row. Rows are kept in chunks as they come, so `--resume` continues a
+keeps its own row; each page of a multi-page TIFF is a figure of its own (`fig1-p2`). Rows are kept in chunks as they come, so `--resume` continues a
 killed run. When a `solution.csv` sits beside the images folder, the stage scores itself.
 `--pdf` screens every embedded image of every page; `--report` writes the evidence report.
 """
@@ -32,7 +32,7 @@ from stages.common.report import Failure, write_report
 from stages.common.runtime import resolve_threads
 from stages.common.screening import (ClusterError, ScreeningSetup, prepare_process, run_fingerprint, screen,
                                      submission_frame, summarize)
-from stages.common.sources import Inputs, InputsError, folder_summary, gather_inputs, pdf_summary
+from stages.common.sources import Inputs, InputsError, folder_summary, gather_inputs, paged_files, pdf_summary
 
 SUBMISSION = Path("reports/submission.csv")
 SUMMARY = Path("reports/predict_summary.json")
@@ -124,13 +124,16 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def explain_names(inputs: Inputs) -> None:
-    """Say which files of the folder are not screened, and which rows are named by their file name."""
+    """Say which files of the folder are not screened, which rows are named by their file name, and which
+    files are screened page by page."""
     if inputs.not_images:
         print(f"note: {len(inputs.not_images)} file(s) not screened, their type not one of "
               f"{', '.join(IMAGE_SUFFIXES)}: {', '.join(inputs.not_images)}", file=sys.stderr)
     if inputs.renamed:
         print(f"note: files that share a name but not a suffix are named by their whole file name: "
               f"{', '.join(inputs.renamed)}", file=sys.stderr)
+    if paged := paged_files(inputs):
+        print(f"note: multi-page TIFFs screened page by page, as <name>-p<page>: {', '.join(paged)}", file=sys.stderr)
 
 
 def report(out: Path, summary: dict, n_kept: int) -> None:

@@ -56,6 +56,7 @@ def make_messy_root(root: Path) -> dict[str, str]:
     raw("train_images/authentic/empty.png", "empty_file", b"")
     raw("train_images/authentic/text_named_png.png", "unreadable", b"this is not a picture\n")
     raw("train_images/authentic/truncated.png", "unreadable", truncated_png(rng, h, w))
+    raw("train_images/authentic/plate.tif", "multi_page", tiff_pages([texture(rng, h, w), texture(rng, h, w)]))
     raw("train_images/authentic/notes.txt", "not_an_image", b"case notes\n")
     (root / "train_images/authentic/checkpoints").mkdir(parents=True)
     expected["train_images/authentic/checkpoints"] = "unexpected_folder"
@@ -169,6 +170,14 @@ def truncated_png(rng: np.random.Generator, h: int, w: int) -> bytes:
     Image.fromarray(texture(rng, h, w)).save(buffer, format="PNG")
     data = buffer.getvalue()
     return data[: len(data) // 2]
+
+
+def tiff_pages(pages: list[np.ndarray]) -> bytes:
+    """A multi-page TIFF's bytes, one page per array."""
+    first, *rest = [Image.fromarray(page) for page in pages]
+    buffer = io.BytesIO()
+    first.save(buffer, format="TIFF", save_all=True, append_images=rest)
+    return buffer.getvalue()
 
 
 def pickled_object_mask(mask: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.common.io import InputError, OutputError, atomic_path, jpeg_roundtrip, load_mask, read_image, write_json
+from stages.common.io import (InputError, OutputError, atomic_path, jpeg_roundtrip, list_images, load_mask, read_image,
+                              write_json)
 
 BIG = 10**8
 
@@ -93,6 +94,29 @@ def test_pixel_limit_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="exceeds data.max_image_pixels") as info:
         read_image(path, max_pixels=300 * 200 - 1)
     assert info.value.code == "too_large"
+
+
+def save_tiff_pages(path, pages):
+    first, *rest = [Image.fromarray(page) for page in pages]
+    first.save(path, save_all=True, append_images=rest)
+
+
+def test_each_page_of_a_multi_page_tiff_reads_on_its_own(tmp_path):
+    path = tmp_path / "figure.tif"
+    save_tiff_pages(path, [np.full((8, 10, 3), 50, np.uint8), np.full((12, 6, 3), 200, np.uint8)])
+    second = read_image(path, BIG, page=2)
+    assert second.shape == (12, 6, 3) and (second == 200).all()
+    with pytest.raises(InputError, match="figure.tif: a TIFF of 2 pages") as info:
+        read_image(path, BIG)  # its first page alone would leave the second unscreened without a word
+    assert info.value.code == "multi_page"
+    with pytest.raises(InputError, match="figure.tif page 3: the file has 2 page"):
+        read_image(path, BIG, page=3)
+
+
+def test_hidden_files_are_not_listed(tmp_path):
+    Image.new("RGB", (9, 7)).save(tmp_path / "fig1.png")
+    (tmp_path / "._fig1.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's resource fork on a shared drive
+    assert [p.name for p in list_images(tmp_path)] == ["fig1.png"]
 
 
 @pytest.mark.parametrize("shape, expected", [((5, 6), (1, 5, 6)), ((5, 6, 2), (2, 5, 6)), ((2, 5, 6), (2, 5, 6))])

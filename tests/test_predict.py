@@ -95,6 +95,23 @@ def test_files_that_are_not_images_are_named_in_the_summary(folder, tmp_path, ca
     assert "not screened" in capsys.readouterr().err
 
 
+def test_each_page_of_a_multi_page_tiff_gets_its_own_row(tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    pages = [Image.fromarray(authentic_figure()), Image.fromarray(forged_figure())]
+    pages[0].save(images / "plate.tif", save_all=True, append_images=pages[1:])
+    save_png(images / "plate-p1.png", authentic_figure())  # a row of the same name: both named in full
+    (images / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    out = tmp_path / "submission.csv"
+    assert predict.main(["--images", str(images), "--out", str(out), "--detector", "keypoint", "--workers", "1"]) == 0
+    answers = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("case_id").annotation
+    assert sorted(answers.index) == ["plate-p1.png", "plate.tif-p1", "plate.tif-p2"]  # every page of it
+    assert answers["plate.tif-p1"] == "authentic" and answers["plate.tif-p2"] != "authentic"
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["paged"] == ["plate.tif"] and summary["n_failed"] == 0 and summary["not_images"] == []
+    assert "page by page" in capsys.readouterr().err
+
+
 def test_inputs_whose_names_still_clash_are_a_clear_error(tmp_path, capsys):
     for folder in ("a", "b"):
         figures_pdf(tmp_path / folder / "paper.pdf", [authentic_figure()])

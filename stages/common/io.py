@@ -108,51 +108,105 @@ def _output_error(path: Path, e: OSError) -> OutputError:
 # ---------------------------------------------------------------- reading
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name; an absent folder has none."""
+def visible_files(folder: str | Path) -> list[Path]:
+    """The files directly in `folder`, sorted by name; an absent folder has none.
+
+    Hidden files are left out, as `ls` leaves them out: `.DS_Store`, and the `._fig1.png` that
+    macOS writes beside `fig1.png` on a shared drive, hold no figure.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def probe_image(path: str | Path, max_pixels: int) -> tuple[int, int, str]:
-    """(width, height, mode) from the header alone, without decoding the pixels."""
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name (hidden files left out, see `visible_files`)."""
+    return [p for p in visible_files(folder) if is_image_file(p)]
+
+
+def count_pages(path: str | Path) -> int:
+    """How many pages a TIFF holds; 1 for any other image, and for a file that cannot be opened,
+    whose reading then fails with its own reason."""
+    try:
+        with Image.open(path) as im:
+            return _pages(im)
+    except Exception:  # PIL raises many types for undecodable data
+        return 1
+
+
+def _pages(im: Image.Image) -> int:
+    # TIFF only: a camera's JPEG may carry a preview as a second frame (MPO), which is no page
+    return getattr(im, "n_frames", 1) if im.format == "TIFF" else 1
+
+
+def probe_image(path: str | Path, max_pixels: int, page: int | None = None) -> tuple[int, int, str]:
+    """(width, height, mode) from the header alone, without decoding the pixels.
+
+    `page` (from 1) picks one page of a multi-page TIFF. Without it such a file is refused rather
+    than read at its first page, which would screen the rest of it for nothing without a word.
+    """
     path = Path(path)
+    label = _label(path, page)
     if path.stat().st_size == 0:
         raise InputError("empty_file", f"{path.name}: zero-byte file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                _turn_to_page(im, page, label)
                 width, height, mode = im.width, im.height, im.mode
+    except InputError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError("too_large", f"{path.name}: {e}") from e
+        raise InputError("too_large", f"{label}: {e}") from e
     except Exception as e:  # PIL raises many types for undecodable data
-        raise InputError("unreadable", f"{path.name}: not a readable image ({type(e).__name__}: {e})") from e
+        raise InputError("unreadable", f"{label}: not a readable image ({type(e).__name__}: {e})") from e
     if width * height > max_pixels:
-        raise InputError("too_large", f"{path.name}: {width}x{height} exceeds data.max_image_pixels={max_pixels}")
+        raise InputError("too_large", f"{label}: {width}x{height} exceeds data.max_image_pixels={max_pixels}")
     if width < 2 or height < 2:
-        raise InputError("too_small", f"{path.name}: {width}x{height} is too small to hold a forgery")
+        raise InputError("too_small", f"{label}: {width}x{height} is too small to hold a forgery")
     return width, height, mode
 
 
-def read_image(path: str | Path, max_pixels: int) -> np.ndarray:
-    """Decode any supported image to an RGB uint8 array of shape (H, W, 3).
+def _label(path: Path, page: int | None) -> str:
+    return path.name if page is None else f"{path.name} page {page}"
+
+
+def _turn_to_page(im: Image.Image, page: int | None, label: str) -> None:
+    pages = _pages(im)
+    if page is None and pages > 1:
+        raise InputError("multi_page", f"{label}: a TIFF of {pages} pages; `stages.predict` screens each page "
+                                       "as a figure of its own, other stages take one-page images")
+    if page is not None:
+        if not 1 <= page <= pages:
+            raise InputError("no_page", f"{label}: the file has {pages} page(s)")
+        im.seek(page - 1)
+
+
+def read_image(path: str | Path, max_pixels: int, page: int | None = None) -> np.ndarray:
+    """Decode any supported image, or one page of a multi-page TIFF, to an RGB uint8 array of
+    shape (H, W, 3).
 
     Grayscale, palette, alpha and 16-bit images are all converted; alpha is dropped, since
     figures are judged as they are shown on a page. Raises InputError for anything unusable.
     """
     path = Path(path)
-    probe_image(path, max_pixels)
+    probe_image(path, max_pixels, page)
+    label = _label(path, page)
     try:
         with Image.open(path) as im:
+            _turn_to_page(im, page, label)
             im.load()
             return to_rgb8(im)
     except InputError:
         raise
     except Exception as e:
-        raise InputError("unreadable", f"{path.name}: decoding failed ({type(e).__name__}: {e})") from e
+        raise InputError("unreadable", f"{label}: decoding failed ({type(e).__name__}: {e})") from e
 
 
 def to_rgb8(im: Image.Image) -> np.ndarray:

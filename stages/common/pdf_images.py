@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pymupdf
 
-from .io import InputError
+from .io import InputError, visible_files
 from .sources import FigureSource
 
 # MuPDF pads an image it cannot decode and carries on; its messages, not an exception, say so.
@@ -48,10 +48,11 @@ class PdfListing:
 
 
 def pdf_files(path: str | Path) -> list[Path]:
-    """`path` itself if it is a file, else the PDFs directly in the folder, sorted by name."""
+    """`path` itself if it is a file, else the PDFs directly in the folder, sorted by name (hidden
+    files left out, see `io.visible_files`)."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".pdf")
+        return [p for p in visible_files(path) if p.suffix.lower() == ".pdf"]
     return [path]
 
 

@@ -11,36 +11,41 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import list_images, read_image
+from .io import count_pages, is_image_file, read_image, visible_files
 
 
 @dataclass(frozen=True)
 class FigureSource:
-    case_id: str  # the submission's case_id: the file's stem, or `<pdf stem>-p<page>-i<image>`
+    case_id: str  # the submission's case_id: the file's stem, `<stem>-p<page>` or `<pdf stem>-p<page>-i<image>`
     path: Path  # the image file, or the PDF that holds the image
     xref: int | None = None  # the image's object number inside the PDF; None for an image file
+    page: int | None = None  # the page (from 1) of a multi-page TIFF; None for a one-page image
 
     @property
     def name(self) -> str:
-        """How warnings and summaries name the figure: its file name, or its case_id inside a PDF."""
-        return self.path.name if self.xref is None else self.case_id
+        """How warnings and summaries name the figure: its file name, a TIFF's page, or its case_id inside a PDF."""
+        if self.xref is not None:
+            return self.case_id
+        return self.path.name if self.page is None else f"{self.path.name} page {self.page}"
 
 
 class InputsError(ValueError):
     """The inputs cannot be screened as given; the message says why and what to change."""
 
 
-def folder_sources(folder: str | Path) -> list[FigureSource]:
-    return [FigureSource(path.stem, path) for path in list_images(folder)]
+def folder_sources(folder: str | Path) -> tuple[list[FigureSource], list[str]]:
+    """The figures in `folder`, each page of a multi-page TIFF a figure of its own, and the names of
+    the files that are not screened, because their suffix is not an image's."""
+    files = visible_files(folder)
+    sources = [source for path in files if is_image_file(path) for source in file_sources(path)]
+    return sources, [path.name for path in files if not is_image_file(path)]
 
 
-def not_images(folder: str | Path) -> list[str]:
-    """Names of the files directly in `folder` that are not screened, because their suffix is not an image's."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    screened = set(list_images(folder))
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p not in screened)
+def file_sources(path: Path) -> list[FigureSource]:
+    pages = count_pages(path)
+    if pages == 1:
+        return [FigureSource(path.stem, path)]
+    return [FigureSource(f"{path.stem}-p{page}", path, page=page) for page in range(1, pages + 1)]
 
 
 def with_unique_case_ids(sources: list[FigureSource]) -> tuple[list[FigureSource], list[str]]:
@@ -51,7 +56,8 @@ def with_unique_case_ids(sources: list[FigureSource]) -> tuple[list[FigureSource
     instead. Raises InputsError where names still clash (a PDF of one name in two folders).
     """
     shared = Counter(s.case_id for s in sources)
-    unique = [replace(s, case_id=s.path.name) if shared[s.case_id] > 1 and s.xref is None else s for s in sources]
+    clashing_files = {s.path for s in sources if shared[s.case_id] > 1 and s.xref is None}  # every page of them
+    unique = [by_file_name(s) if s.path in clashing_files and s.xref is None else s for s in sources]
     clashes = sorted(case_id for case_id, n in Counter(s.case_id for s in unique).items() if n > 1)
     if clashes:
         raise InputsError(f"several inputs would be named {', '.join(clashes)} in the submission; "
@@ -59,10 +65,15 @@ def with_unique_case_ids(sources: list[FigureSource]) -> tuple[list[FigureSource
     return unique, [u.case_id for s, u in zip(sources, unique) if u is not s]
 
 
+def by_file_name(source: FigureSource) -> FigureSource:
+    """An image file's source named by its whole file name: `fig1.tif`, or `fig1.tif-p2` for a page."""
+    return replace(source, case_id=source.path.name + source.case_id.removeprefix(source.path.stem))
+
+
 def read_source(source: FigureSource, max_pixels: int) -> np.ndarray:
     """The figure as RGB uint8 (H, W, 3); raises InputError when it cannot be used."""
     if source.xref is None:
-        return read_image(source.path, max_pixels)
+        return read_image(source.path, max_pixels, source.page)
     from .pdf_images import read_pdf_image  # here, not above: pdf_images imports this module
 
     return read_pdf_image(source, max_pixels)
@@ -84,8 +95,7 @@ def gather_inputs(images_dir: Path | None, pdfs: list[Path], min_pdf_side: int) 
     a case_id of its own; raises InputsError where no such names can be given."""
     inputs = Inputs([], [])
     if images_dir is not None:
-        inputs.sources += folder_sources(images_dir)
-        inputs.not_images = not_images(images_dir)
+        inputs.sources, inputs.not_images = folder_sources(images_dir)
         inputs.described.append(f"images in {images_dir}")
     if pdfs:
         from .pdf_images import list_pdf_figures  # (see read_source)
@@ -97,9 +107,15 @@ def gather_inputs(images_dir: Path | None, pdfs: list[Path], min_pdf_side: int) 
     return inputs
 
 
+def paged_files(inputs: Inputs) -> list[str]:
+    """The multi-page TIFFs, whose pages are screened one by one."""
+    return sorted({s.path.name for s in inputs.sources if s.page is not None})
+
+
 def folder_summary(inputs: Inputs) -> dict:
-    """What the summary says of the folder's files: those not screened, and those renamed."""
-    return {"n_not_images": len(inputs.not_images), "not_images": inputs.not_images, "renamed": inputs.renamed}
+    """What the summary says of the folder's files: those not screened, those renamed, those paged."""
+    return {"n_not_images": len(inputs.not_images), "not_images": inputs.not_images, "renamed": inputs.renamed,
+            "paged": paged_files(inputs)}
 
 
 def pdf_summary(inputs: Inputs, min_pdf_side: int) -> dict:
