@@ -268,6 +268,37 @@ def test_weak_events_beside_a_strong_one_or_rescaled_are_dropped_but_a_weak_shif
     assert without_weak_events([strong, peaked, peaked_few], PARAMS) == [strong, peaked]
 
 
+def test_look_alikes_that_share_their_strokes_are_told_apart_by_the_noise_of_their_flat_paint():
+    """Two letters of a painted sign: their strokes' sharp edges correlate inside the copy as a
+    paste's grain does; the flat paint between them has each letter's own noise."""
+    from stages.common.copymove import flat_grain, interior_grain, is_pasted
+    from stages.common.keypoint import VerifiedCopy
+
+    rng = np.random.default_rng(3)
+    figure = np.full((120, 220), 150.0, np.float32)
+    letter = np.full((48, 48), 70.0, np.float32)
+    for x in range(4, 44, 16):
+        letter[4:44, x:x + 3] = 230.0  # the strokes, cast alike in both letters
+    for x in (30, 140):
+        figure[36:84, x:x + 48] = letter + rng.normal(0, 4, letter.shape)  # each painted with its own noise
+    shift = np.float64([[1, 0, 110], [0, 1, 0]])
+    source = np.zeros(figure.shape, bool)
+    source[36:84, 30:78] = True
+
+    def event(pixels):
+        work = WorkingImage.of(np.clip(pixels, 0, 255).astype(np.uint8))
+        return work, [VerifiedCopy(source, warp_mask(source, shift), shift, 30, 0.9, 0.3, False)]
+
+    work, look_alike = event(figure)
+    assert interior_grain(work, look_alike[0]) >= PARAMS.min_interior_grain  # the strokes pass for grain inside ...
+    assert flat_grain(work, look_alike[0]) < PARAMS.min_flat_grain  # ... the paint between them does not
+    assert not is_pasted(work, look_alike, PARAMS)
+    pasted = figure.copy()
+    pasted[36:84, 140:188] = figure[36:84, 30:78]
+    work, copy = event(pasted)
+    assert flat_grain(work, copy[0]) > 0.99 and is_pasted(work, copy, PARAMS)
+
+
 def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike():
     from stages.common.copymove import is_pasted, keeps_grain_inside
     from stages.common.keypoint import VerifiedCopy
@@ -286,13 +317,13 @@ def test_an_event_whose_copies_lose_the_grain_inside_their_edge_is_a_look_alike(
         return [VerifiedCopy(source, warp_mask(source, shift), shift, inliers, 0.9, 0.3, False)]
 
     look_alike = WorkingImage.of(np.clip(figure, 0, 255).astype(np.uint8))
-    assert not keeps_grain_inside(look_alike, event(look_alike), PARAMS.min_interior_grain)
+    assert not keeps_grain_inside(look_alike, event(look_alike), PARAMS.min_interior_grain, PARAMS.min_flat_grain)
     pasted = figure.copy()
     pasted[40:80, 120:160] = figure[40:80, 30:70]  # ... against the object and its noise pasted
     pasted = WorkingImage.of(np.clip(pasted, 0, 255).astype(np.uint8))
-    assert keeps_grain_inside(pasted, event(pasted), PARAMS.min_interior_grain)
+    assert keeps_grain_inside(pasted, event(pasted), PARAMS.min_interior_grain, PARAMS.min_flat_grain)
     # a copy too thin to have an inside is not judged by it
-    assert keeps_grain_inside(look_alike, event(look_alike, rows=slice(40, 44)), PARAMS.min_interior_grain)
+    assert keeps_grain_inside(look_alike, event(look_alike, rows=slice(40, 44)), PARAMS.min_interior_grain, PARAMS.min_flat_grain)
     # ... and an event backed by more inliers than look-alikes gather is not judged by it either:
     # a JPEG re-quantises the grain inside a copy
     assert not is_pasted(look_alike, event(look_alike), PARAMS)

@@ -172,6 +172,7 @@ class KeypointParams:
     weak_inliers: int
     weak_share: float
     min_interior_grain: float
+    min_flat_grain: float
     strong_inliers: int
     dense: DenseParams
     exact: ExactParams

@@ -36,14 +36,16 @@ from .exact import exact_proposals
 from .extent import figure_noise, grown, grown_exactly
 from .keypoint import (FINE_NCC_MIN, MERGE_OVERLAP, MIN_IMAGE_SIDE, RESCALE_TOLERANCE, CopyMoveInstance, VerifiedCopy, WorkingImage,
                        event_instance, fine_correlation, grain_peak, group_events, invert, is_graphic,
-                       keypoint_copies, pasted_copies, refine_transform, scale_matrix, to_gray, transform_scale,
+                       keypoint_copies, pasted_copies, preimage_in, refine_transform, scale_matrix, to_gray, transform_scale,
                        verified_copy, working_image)
-from .masks import disc, merge_overlapping, union, warp_mask
+from .masks import bounding_box, disc, merge_overlapping, union, warp_mask
 from .objects import LookAlikes, look_alikes, object_proposals
 
 MIN_GRAIN_PEAK = 0.05  # an event none of whose copies' grain peaks this much is a look-alike (see grain_peak)
 INTERIOR_MARGIN = 3  # pixels between a copy's edge and the grain that tells it from a look-alike
 MIN_INTERIOR_PIXELS = 16  # fewer, and a copy is too small or thin to show any grain inside
+FLAT_SHARE = 1 / 3  # the share of a copy's interior, its flattest, where look-alikes show only their own noise
+MIN_FLAT_NOISE = 0.5  # grey levels of grain: under it, flat paint holds little more than rounding's own (0.29)
 EXACT_SPILL = 16  # working pixels a mask may spill over an exact copy's edge (its windows, cleaning and growth)
 
 
@@ -117,7 +119,7 @@ def is_pasted(work: WorkingImage, event: list[VerifiedCopy], params: KeypointPar
     inliers), while look-alikes share a few dozen matches at most (59 on CVIP's painted letters).
     """
     return peaks(event) and (support(event) >= params.strong_inliers
-                             or keeps_grain_inside(work, event, params.min_interior_grain))
+                             or keeps_grain_inside(work, event, params.min_interior_grain, params.min_flat_grain))
 
 
 def without_weak_events(events: list[list[VerifiedCopy]], params: KeypointParams) -> list[list[VerifiedCopy]]:
@@ -189,13 +191,57 @@ def interior_grain(work: WorkingImage, copy: VerifiedCopy) -> float | None:
     """Fine-grain correlation inside the copy, INTERIOR_MARGIN pixels from its edge, or None where
     it has no interior (under MIN_INTERIOR_PIXELS there): look-alike objects (keys of a keyboard,
     painted letters) share their edges, not the noise inside."""
-    inner = cv2.erode(copy.copy.astype(np.uint8), disc(2 * INTERIOR_MARGIN + 1)) > 0
+    inner = interior(copy.copy)
     return fine_correlation(work, copy.transform, inner) if inner.sum() >= MIN_INTERIOR_PIXELS else None
 
 
-def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain: float) -> bool:
+def interior(mask: np.ndarray) -> np.ndarray:
+    """The mask's pixels INTERIOR_MARGIN or more from its edge."""
+    return cv2.erode(mask.astype(np.uint8), disc(2 * INTERIOR_MARGIN + 1)) > 0
+
+
+def flat_grain(work: WorkingImage, copy: VerifiedCopy) -> float | None:
+    """Correlation of the fine grain between the copy and its source over the flattest FLAT_SHARE
+    of the copy's interior, or None where it has no interior, or no grain there (under
+    MIN_FLAT_NOISE on either side: saturated, or flattened by a JPEG).
+
+    `interior_grain` keeps a copy's edge out, not the edges inside it: two letters of a painted
+    sign share their strokes, whose grain correlates at 0.83 to 0.91 at the transform. On the
+    flat paint between them each letter has only its own noise, which a copy carries from its
+    source. Flat is judged on both sides (the copy's pixels and their preimages), by the gradient
+    of the image without its grain. Pooled over those pixels, not window by window: a window of
+    flat paint has too little grain to correlate on its own. An enlarged copy is judged from its
+    source, as `fine_correlation` judges it.
+    """
+    side, transform = copy.copy, copy.transform
+    if transform_scale(transform) > 1.0 + RESCALE_TOLERANCE:
+        side, transform = copy.source, invert(transform)
+    inner = interior(side)
+    if inner.sum() < MIN_INTERIOR_PIXELS:
+        return None
+    box = x0, y0, x1, y1 = bounding_box(inner, pad=1)
+    edges = edge_strength(work.gray - work.fine)
+    inside = inner[y0:y1, x0:x1]
+    edge = np.maximum(edges[y0:y1, x0:x1], preimage_in(edges, transform, box))[inside]
+    flat = edge <= np.quantile(edge, FLAT_SHARE)
+    grain, source_grain = work.fine[y0:y1, x0:x1][inside][flat], preimage_in(work.fine, transform, box)[inside][flat]
+    if min(grain.std(), source_grain.std()) < MIN_FLAT_NOISE:
+        return None
+    return float(np.corrcoef(grain, source_grain)[0, 1])
+
+
+def edge_strength(image: np.ndarray) -> np.ndarray:
+    """How much a float32 image changes at each pixel: its gradient's magnitude (Sobel) where it
+    slopes, and its Laplacian's where it bends, at the ridge of a thin stroke, which has no slope."""
+    dx = cv2.Sobel(image, cv2.CV_32F, 1, 0)
+    dy = cv2.Sobel(image, cv2.CV_32F, 0, 1)
+    return np.sqrt(dx * dx + dy * dy) + np.abs(cv2.Laplacian(image, cv2.CV_32F))
+
+
+def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain: float, min_flat_grain: float) -> bool:
     """False when no copy of the event keeps `min_grain` of its source's grain inside its edge
-    (`interior_grain`), judging only copies with an interior: a thin copy has none to judge.
+    (`interior_grain`) and `min_flat_grain` on the flattest part of it (`flat_grain`), judging
+    only copies with an interior: a thin copy has none to judge.
 
     Look-alikes that pass every other test (two buttons of one make, two letters of a painted
     sign, blocks cast from one mould) have sharp edges in common, whose grain peaks at the
@@ -203,12 +249,19 @@ def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain:
     events kept 0.60 to 0.91 of the grain inside, its true copies 0.999 or more; on the training
     figures, whose copies are recompressed, true events kept 0.80 or more, and a CVIP copy shrunk
     to half its size (its noise averaged, not carried) 0.80. So `min_grain` (0.75 by default)
-    drops the look-alikes under it, and those that keep more inside (0.75 to 0.91) stay. An object
-    copy must keep more (params.objects.min_interior_grain, in object_copies): it has no
-    keypoints behind it.
+    drops the look-alikes under it. Those that keep more inside (0.80 to 0.91: the letters' and
+    buttons' inner edges) read 0.03 to 0.28 on their flat paint (`flat_grain`), where a copy keeps
+    its source's noise: `min_flat_grain` (0.5, halfway between a look-alike's own noise and its
+    source's) drops them. An object copy must keep more inside (params.objects.min_interior_grain,
+    in object_copies): it has no keypoints behind it.
     """
-    judged = [grain for grain in (interior_grain(work, c) for c in event) if grain is not None]
-    return not judged or max(judged) >= min_grain
+    judged = [(grain, c) for c in event if (grain := interior_grain(work, c)) is not None]
+    return not judged or any(grain >= min_grain and at_least(flat_grain(work, c), min_flat_grain) for grain, c in judged)
+
+
+def at_least(value: float | None, floor: float) -> bool:
+    """True where `value` reaches `floor`, or could not be measured."""
+    return value is None or value >= floor
 
 
 def exact_copies(gray: np.ndarray, work: WorkingImage, params: KeypointParams) -> list[VerifiedCopy]:

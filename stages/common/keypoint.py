@@ -622,13 +622,17 @@ def correlation_in(image: np.ndarray, transform: np.ndarray, box: tuple[int, int
     """local_ncc between `image` and `image` warped by `transform` (pixel x against its
     preimage), inside `box` = (x0, y0, x1, y1); NaN where the window's preimage leaves the image."""
     x0, y0, x1, y1 = box
-    shifted = transform.copy()
-    shifted[:, 2] -= (x0, y0)
-    warped = cv2.warpAffine(image, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
-    ncc = local_ncc(image[y0:y1, x0:x1], warped, NCC_WINDOW, min_std)
+    ncc = local_ncc(image[y0:y1, x0:x1], preimage_in(image, transform, box), NCC_WINDOW, min_std)
     ncc[~_preimage_inside(image.shape, transform, box)] = np.nan
     return ncc
+
+
+def preimage_in(image: np.ndarray, transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """What `transform` moves onto each pixel of `box` = (x0, y0, x1, y1): `image` at the pixel's preimage."""
+    x0, y0, x1, y1 = box
+    shifted = transform.copy()
+    shifted[:, 2] -= (x0, y0)
+    return cv2.warpAffine(image, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def _preimage_inside(shape: tuple[int, int], transform: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
