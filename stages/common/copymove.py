@@ -209,7 +209,7 @@ def flat_grain(work: WorkingImage, copy: VerifiedCopy) -> float | None:
     sign share their strokes, whose grain correlates at 0.83 to 0.91 at the transform. On the
     flat paint between them each letter has only its own noise, which a copy carries from its
     source. Flat is judged on both sides (the copy's pixels and their preimages), by the gradient
-    of the image without its grain. Pooled over those pixels, not window by window: a window of
+    of the image without its grain (`WorkingImage.edges`). Pooled over those pixels, not window by window: a window of
     flat paint has too little grain to correlate on its own. An enlarged copy is judged from its
     source, as `fine_correlation` judges it.
     """
@@ -220,22 +220,13 @@ def flat_grain(work: WorkingImage, copy: VerifiedCopy) -> float | None:
     if inner.sum() < MIN_INTERIOR_PIXELS:
         return None
     box = x0, y0, x1, y1 = bounding_box(inner, pad=1)
-    edges = edge_strength(work.gray - work.fine)
     inside = inner[y0:y1, x0:x1]
-    edge = np.maximum(edges[y0:y1, x0:x1], preimage_in(edges, transform, box))[inside]
+    edge = np.maximum(work.edges[y0:y1, x0:x1], preimage_in(work.edges, transform, box))[inside]
     flat = edge <= np.quantile(edge, FLAT_SHARE)
     grain, source_grain = work.fine[y0:y1, x0:x1][inside][flat], preimage_in(work.fine, transform, box)[inside][flat]
     if min(grain.std(), source_grain.std()) < MIN_FLAT_NOISE:
         return None
     return float(np.corrcoef(grain, source_grain)[0, 1])
-
-
-def edge_strength(image: np.ndarray) -> np.ndarray:
-    """How much a float32 image changes at each pixel: its gradient's magnitude (Sobel) where it
-    slopes, and its Laplacian's where it bends, at the ridge of a thin stroke, which has no slope."""
-    dx = cv2.Sobel(image, cv2.CV_32F, 1, 0)
-    dy = cv2.Sobel(image, cv2.CV_32F, 0, 1)
-    return np.sqrt(dx * dx + dy * dy) + np.abs(cv2.Laplacian(image, cv2.CV_32F))
 
 
 def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain: float, min_flat_grain: float) -> bool:
@@ -250,7 +241,7 @@ def keeps_grain_inside(work: WorkingImage, event: list[VerifiedCopy], min_grain:
     figures, whose copies are recompressed, true events kept 0.80 or more, and a CVIP copy shrunk
     to half its size (its noise averaged, not carried) 0.80. So `min_grain` (0.75 by default)
     drops the look-alikes under it. Those that keep more inside (0.80 to 0.91: the letters' and
-    buttons' inner edges) read 0.03 to 0.28 on their flat paint (`flat_grain`), where a copy keeps
+    buttons' inner edges) read 0.07 to 0.28 on their flat paint (`flat_grain`), where a copy keeps
     its source's noise: `min_flat_grain` (0.5, halfway between a look-alike's own noise and its
     source's) drops them. An object copy must keep more inside (params.objects.min_interior_grain,
     in object_copies): it has no keypoints behind it.

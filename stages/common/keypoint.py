@@ -35,6 +35,7 @@ transforms are returned at the original size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -183,6 +184,20 @@ class WorkingImage:
     @property
     def shape(self) -> tuple[int, int]:
         return self.gray8.shape
+
+    @cached_property
+    def edges(self) -> np.ndarray:
+        """How much the image without its grain changes at each pixel (`edge_strength`): where a
+        copy's inside is flat (copymove.py `flat_grain`)."""
+        return edge_strength(self.gray - self.fine)
+
+
+def edge_strength(image: np.ndarray) -> np.ndarray:
+    """How much a float32 image changes at each pixel: its gradient's magnitude (Sobel) where it
+    slopes, and its Laplacian's where it bends, at the ridge of a thin stroke, which has no slope."""
+    dx = cv2.Sobel(image, cv2.CV_32F, 1, 0)
+    dy = cv2.Sobel(image, cv2.CV_32F, 0, 1)
+    return np.sqrt(dx * dx + dy * dy) + np.abs(cv2.Laplacian(image, cv2.CV_32F))
 
 
 # ---------------------------------------------------------------- public API
