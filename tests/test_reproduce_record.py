@@ -3,9 +3,9 @@ and the keypoint detector's committed calls and masks on them.
 
 `dvc repro synthesize build-index split` runs in a temporary copy that holds the committed
 `dvc.lock` but no data; the stages must write exactly the outputs the lock records, so that
-`dvc status` finds them unchanged. The keypoint detector then calls and masks every validation
-figure as `reports/eval/per_image.csv` records. Training is not part of this promise (README:
-"Reproducing the record").
+`dvc status` finds them unchanged. The keypoint detector then calls every validation figure as
+`reports/eval/per_image.csv` records, and masks it as recorded, to within what separates two
+processor makers. Training is not part of this promise (README: "Reproducing the record").
 """
 import shutil
 import subprocess
@@ -20,6 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("synthesize", "build-index", "split")
 
 pytestmark = pytest.mark.slow
+
+# Processors of two makers can mask a figure a few pixels apart with the same code (README: "A second
+# processor"; validation figure 10029 reads oF1 0.915637 on an Intel Xeon and 0.915626 on an AMD
+# EPYC), and CI may run on either; a call that differs, or a mask that moves more than this, fails.
+OTHER_MAKER_TOLERANCE = 0.001
 
 
 def run(cmd, cwd):
@@ -90,8 +95,9 @@ per_image_rows("keypoint", images, answers).to_csv("keypoint_answers.csv", index
 
 def test_keypoint_detector_gives_the_committed_answers_on_validation(rebuilt):
     """The training-free detector's record holds on this host: every validation figure is called
-    forged or authentic, and masked, as `reports/eval/per_image.csv` records. OpenCV's kernels are
-    held at AVX2 (stages/__init__.py), so an AVX-512 host and an AVX2 host give the same masks
+    forged or authentic as `reports/eval/per_image.csv` records, and masked so that its oF1 is the
+    recorded one to within OTHER_MAKER_TOLERANCE. OpenCV's kernels are held at AVX2
+    (stages/__init__.py), so an AVX-512 host and an AVX2 host of one maker give the same masks
     (README: "Reproducing the record")."""
     fresh, _ = rebuilt
     run([sys.executable, "-c", KEYPOINT_ON_VALIDATION], fresh)
@@ -103,7 +109,7 @@ def test_keypoint_detector_gives_the_committed_answers_on_validation(rebuilt):
     called_otherwise = now.predicted != record.predicted
     assert not called_otherwise.any(), ("these validation figures are called otherwise than in the committed "
                                         "record:\n" + now[called_otherwise][["predicted", "image_score"]].to_string())
-    masked_otherwise = now.annotation != record.annotation
+    masked_otherwise = (now.of1 - record.of1).abs() > OTHER_MAKER_TOLERANCE
     assert not masked_otherwise.any(), ("these validation figures are masked otherwise than in the committed "
                                         "record (oF1 now, recorded):\n"
                                         + pd.concat([now.of1, record.of1], axis=1)[masked_otherwise].to_string())
