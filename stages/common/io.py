@@ -151,7 +151,7 @@ def probe_image(path: str | Path, max_pixels: int, page: int | None = None) -> t
     than read at its first page, which would screen the rest of it for nothing without a word.
     """
     path = Path(path)
-    label = _label(path, page)
+    label = page_label(path, page)
     if path.stat().st_size == 0:
         raise InputError("empty_file", f"{path.name}: zero-byte file")
     try:
@@ -173,7 +173,8 @@ def probe_image(path: str | Path, max_pixels: int, page: int | None = None) -> t
     return width, height, mode
 
 
-def _label(path: Path, page: int | None) -> str:
+def page_label(path: Path, page: int | None) -> str:
+    """How messages name an image file, or one page of it: `fig.tif`, `fig.tif page 2`."""
     return path.name if page is None else f"{path.name} page {page}"
 
 
@@ -197,7 +198,7 @@ def read_image(path: str | Path, max_pixels: int, page: int | None = None) -> np
     """
     path = Path(path)
     probe_image(path, max_pixels, page)
-    label = _label(path, page)
+    label = page_label(path, page)
     try:
         with Image.open(path) as im:
             _turn_to_page(im, page, label)

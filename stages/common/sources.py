@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import count_pages, is_image_file, read_image, visible_files
+from .io import count_pages, is_image_file, page_label, read_image, visible_files
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class FigureSource:
         """How warnings and summaries name the figure: its file name, a TIFF's page, or its case_id inside a PDF."""
         if self.xref is not None:
             return self.case_id
-        return self.path.name if self.page is None else f"{self.path.name} page {self.page}"
+        return page_label(self.path, self.page)
 
 
 class InputsError(ValueError):
