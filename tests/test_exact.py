@@ -8,6 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from stages.common import copymove
 from stages.common.config import load_params
 from stages.common.copymove import detect_copy_move
 from stages.common.exact import (BLOCK, NCC_WINDOW, ORIENTATIONS, block_matches, copied_source, detrended, detrended_spread,
@@ -152,6 +155,28 @@ def test_the_paths_give_the_same_answer_on_one_thread_and_beside_each_other():
     assert len(one) == len(two)
     for a, b in zip(one, two):
         assert a.score == b.score and np.array_equal(a.mask, b.mask)
+
+
+def blas_threads() -> int:
+    return max(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+def test_blas_is_held_to_one_thread_while_the_paths_run_and_given_back_after(monkeypatch):
+    """The paths fill the cores themselves; BLAS's own pool beside them would only oversubscribe them."""
+    seen = []
+    keypoint_copies = copymove.keypoint_copies
+
+    def watched(work, params):
+        seen.append(blas_threads())
+        return keypoint_copies(work, params)
+
+    monkeypatch.setattr(copymove, "keypoint_copies", watched)
+    forged, _ = paste_rectangle(smooth_blot(np.random.default_rng(5)), (40, 20, 150, 70), (300, 40))
+    with threadpool_limits(2, user_api="blas"):
+        assert detect_copy_move(forged, PARAMS)
+        after = blas_threads()
+    assert seen == [1]
+    assert after == 2
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
