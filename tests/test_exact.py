@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from stages.common import copymove
