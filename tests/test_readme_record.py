@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 DETECTORS = ("maskrcnn", "keypoint", "fusion")
 
 
-def results_section() -> str:
+@pytest.fixture(scope="module")
+def results() -> str:
+    """The README's "Results of the default run" section."""
     readme = (REPO / "README.md").read_text()
     start = readme.index("## Results of the default run")
     return readme[start:readme.index("\n## ", start + 1)]
@@ -48,8 +50,8 @@ def metrics() -> dict:
     return json.loads((REPO / "reports/metrics.json").read_text())
 
 
-def test_the_detectors_table_is_the_committed_validation_record(metrics):
-    rows = table(results_section(), "| detector | validation oF1 |")
+def test_the_detectors_table_is_the_committed_validation_record(results, metrics):
+    rows = table(results, "| detector | validation oF1 |")
     assert [name.split()[0] for name in rows] == list(DETECTORS)
     keys = ("of1", "all_authentic_of1", "forged_of1", "authentic_accuracy", "image_auc", "pixel_f1")
     for name, cells in rows.items():
@@ -58,17 +60,17 @@ def test_the_detectors_table_is_the_committed_validation_record(metrics):
         assert cells == quoted, (name, dict(zip(keys, cells)), "the record reads", dict(zip(keys, quoted)))
 
 
-def test_the_test_self_score_is_the_committed_predict_summary():
+def test_the_test_self_score_is_the_committed_predict_summary(results):
     summary = json.loads((REPO / "reports/predict_summary.json").read_text())
-    said = re.search(r"predict scores itself at oF1 (\S+) against a floor of (\S+) \((\w+)\)", results_section())
+    said = re.search(r"predict scores itself at oF1 (\S+) against a floor of (\S+) \((\w+)\)", results)
     assert said, "the README no longer quotes predict's self-score"
     score, floor, detector = said.groups()
     assert (score, floor, detector) == (as_quoted(summary["score"], score),
                                         as_quoted(summary["all_authentic_score"], floor), summary["detector"])
 
 
-def test_the_forgery_kind_table_is_the_committed_per_kind_record(metrics):
-    rows = table(results_section(), "| forgery kind |")
+def test_the_forgery_kind_table_is_the_committed_per_kind_record(results, metrics):
+    rows = table(results, "| forgery kind |")
     per_kind = {d: metrics["per_kind"][d]["forgery_kind"] for d in DETECTORS}
     assert set(rows) == set(per_kind["keypoint"])
     for kind, (n_forged, called, of1, n_instances, found, masks) in rows.items():
