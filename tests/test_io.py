@@ -113,6 +113,16 @@ def test_each_page_of_a_multi_page_tiff_reads_on_its_own(tmp_path):
         read_image(path, BIG, page=3)
 
 
+def test_an_image_is_opened_once_to_check_and_decode_it(tmp_path, monkeypatch):
+    path = tmp_path / "figure.tif"
+    save_tiff_pages(path, [np.full((8, 10, 3), 50, np.uint8), np.full((12, 6, 3), 200, np.uint8)])
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(args[0]) or real_open(*args, **kwargs))
+    assert read_image(path, BIG, page=2).shape == (12, 6, 3)
+    assert opened == [path]
+
+
 def test_hidden_files_are_not_listed(tmp_path):
     Image.new("RGB", (9, 7)).save(tmp_path / "fig1.png")
     (tmp_path / "._fig1.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's resource fork on a shared drive

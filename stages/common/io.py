@@ -150,27 +150,41 @@ def probe_image(path: str | Path, max_pixels: int, page: int | None = None) -> t
     `page` (from 1) picks one page of a multi-page TIFF. Without it such a file is refused rather
     than read at its first page, which would screen the rest of it for nothing without a word.
     """
-    path = Path(path)
+    with _opened(Path(path), max_pixels, page) as im:
+        return im.width, im.height, im.mode
+
+
+@contextlib.contextmanager
+def _opened(path: Path, max_pixels: int, page: int | None) -> Iterator[Image.Image]:
+    """The image at `page`, its header read and checked (probe_image's rules), its pixels not
+    yet decoded: reading an image opens its file once."""
     label = page_label(path, page)
     if path.stat().st_size == 0:
         raise InputError("empty_file", f"{path.name}: zero-byte file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                _turn_to_page(im, page, label)
-                width, height, mode = im.width, im.height, im.mode
-    except InputError:
-        raise
+            im = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError("too_large", f"{label}: {e}") from e
     except Exception as e:  # PIL raises many types for undecodable data
         raise InputError("unreadable", f"{label}: not a readable image ({type(e).__name__}: {e})") from e
-    if width * height > max_pixels:
-        raise InputError("too_large", f"{label}: {width}x{height} exceeds data.max_image_pixels={max_pixels}")
-    if width < 2 or height < 2:
-        raise InputError("too_small", f"{label}: {width}x{height} is too small to hold a forgery")
-    return width, height, mode
+    with im:
+        _check_header(im, max_pixels, page, label)
+        yield im
+
+
+def _check_header(im: Image.Image, max_pixels: int, page: int | None, label: str) -> None:
+    try:
+        _turn_to_page(im, page, label)
+    except InputError:
+        raise
+    except Exception as e:  # a page that cannot be reached
+        raise InputError("unreadable", f"{label}: not a readable image ({type(e).__name__}: {e})") from e
+    if im.width * im.height > max_pixels:
+        raise InputError("too_large", f"{label}: {im.width}x{im.height} exceeds data.max_image_pixels={max_pixels}")
+    if im.width < 2 or im.height < 2:
+        raise InputError("too_small", f"{label}: {im.width}x{im.height} is too small to hold a forgery")
 
 
 def page_label(path: Path, page: int | None) -> str:
@@ -197,17 +211,12 @@ def read_image(path: str | Path, max_pixels: int, page: int | None = None) -> np
     figures are judged as they are shown on a page. Raises InputError for anything unusable.
     """
     path = Path(path)
-    probe_image(path, max_pixels, page)
-    label = page_label(path, page)
-    try:
-        with Image.open(path) as im:
-            _turn_to_page(im, page, label)
+    with _opened(path, max_pixels, page) as im:
+        try:
             im.load()
             return to_rgb8(im)
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError("unreadable", f"{label}: decoding failed ({type(e).__name__}: {e})") from e
+        except Exception as e:
+            raise InputError("unreadable", f"{page_label(path, page)}: decoding failed ({type(e).__name__}: {e})") from e
 
 
 def to_rgb8(im: Image.Image) -> np.ndarray:
